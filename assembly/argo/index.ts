@@ -1,1 +1,5 @@
-export function probe(a: u32): u32 { return load<u32>(a); }
+// build/argo.wasm: the Argo ring engine, instantiated once per domain over its memory.
+// Hypervisor side (insert.ts) runs over the ring owner's memory; guest side (read.ts)
+// is what a receiving guest's driver runs. Exports take and return plain integers.
+export { argoPayloadSpace, argoReserve, argoPublish } from "./insert";
+export { argoReadMessage, argoPendingBytes } from "./read";

@@ -1,0 +1,166 @@
+// A guest's Argo driver: what runs inside a guest to use Argo. It lays out Xen's structs
+// in the guest's own memory, makes the real hypercall (so every byte goes through the
+// hypervisor's decoding and checks), and reads its rings with the Wasm reader over its
+// own memory. No per-message allocation: the argument structs live in one scratch page.
+import type { Domain } from "../hypervisor/domain.ts";
+import {
+  ADDR_APORT, ADDR_DOMID, DOMID_ANY, GFN_SIZE, IOV_HND, IOV_LEN, IOV_SIZE, MAXIOV, OP_NOTIFY, OP_REGISTER_RING,
+  OP_SENDV, OP_UNREGISTER_RING, PAGE_SIZE, REGISTER_APORT, REGISTER_LEN, REGISTER_PARTNER,
+  RING_DATA_ENTS, RING_DATA_NENT, ENT_RING, ENT_FLAGS, ENT_SPACE_REQUIRED, ENT_MAX_MESSAGE_SIZE,
+  SEND_ADDR_DST, SEND_ADDR_SRC, npagesRing,
+} from "../hypervisor/layout.ts";
+import { GuestHeap } from "./heap.ts";
+
+/** A ring this guest registered: where it lives in the guest's memory. */
+export interface GuestRing {
+  readonly aport: number;
+  readonly partner: number;
+  readonly len: number;
+  /** gpa of the ring header (page 0). */
+  readonly ringGpa: number;
+  /** gpa of the u64 gfn list passed to register_ring (the reader walks it). */
+  readonly gfnListGpa: number;
+  readonly gfns: readonly number[];
+}
+
+/** Metadata of the last message read (a view on the driver's meta block). */
+export interface MessageMeta {
+  payloadLen: number;
+  srcAport: number;
+  srcDomid: number;
+  messageType: number;
+}
+
+const SCRATCH_SEND_ADDR = 0; // xen_argo_send_addr_t
+const SCRATCH_IOVS = 64; // xen_argo_iov_t[8]
+const SCRATCH_REG = 256; // xen_argo_register_ring_t / unregister
+const SCRATCH_META = 320; // reader's metadata block
+const SCRATCH_NOTIFY = 384; // xen_argo_ring_data_t with one entry
+
+export class GuestArgo {
+  readonly domain: Domain;
+  readonly heap: GuestHeap;
+  /** One page of hypercall argument structs, owned by this driver. */
+  readonly scratch: number;
+  readonly meta: MessageMeta = { payloadLen: 0, srcAport: 0, srcDomid: 0, messageType: 0 };
+  private readonly dv: DataView;
+
+  constructor(domain: Domain, heap = new GuestHeap(domain.memory.buffer.byteLength)) {
+    this.domain = domain;
+    this.heap = heap;
+    this.scratch = heap.allocPages(1);
+    this.dv = new DataView(domain.memory.buffer);
+  }
+
+  /**
+   * Allocates and registers a ring. `scatter` places its pages non-contiguously (every
+   * other page, in reverse), to exercise the hypervisor's page-by-page copies.
+   * Returns the ring, or the negative errno of register_ring.
+   */
+  registerRing(aport: number, partner: number, len: number, opts: { scatter?: boolean; flags?: number } = {}): GuestRing | number {
+    const npages = npagesRing(len);
+    const gfns: number[] = [];
+    if (opts.scatter) {
+      const base = this.heap.allocPages(npages * 2);
+      for (let i = npages - 1; i >= 0; i--) gfns.push(base / PAGE_SIZE + 2 * i);
+    } else {
+      const base = this.heap.allocPages(npages);
+      for (let i = 0; i < npages; i++) gfns.push(base / PAGE_SIZE + i);
+    }
+    const gfnListGpa = this.heap.alloc(npages * GFN_SIZE);
+    for (let i = 0; i < npages; i++) {
+      this.dv.setUint32(gfnListGpa + i * GFN_SIZE, gfns[i], true);
+      this.dv.setUint32(gfnListGpa + i * GFN_SIZE + 4, 0, true);
+    }
+    const ringGpa = gfns[0] * PAGE_SIZE;
+    new Uint8Array(this.domain.memory.buffer, ringGpa, 64).fill(0); // rx_ptr = tx_ptr = 0
+    const reg = this.scratch + SCRATCH_REG;
+    this.dv.setUint32(reg + REGISTER_APORT, aport, true);
+    this.dv.setUint16(reg + REGISTER_PARTNER, partner, true);
+    this.dv.setUint16(reg + REGISTER_PARTNER + 2, 0, true);
+    this.dv.setUint32(reg + REGISTER_LEN, len, true);
+    const rc = this.domain.hypercall(OP_REGISTER_RING, reg, gfnListGpa, npages, opts.flags ?? 0);
+    if (rc < 0) return rc;
+    return { aport, partner, len, ringGpa, gfnListGpa, gfns };
+  }
+
+  unregisterRing(aport: number, partner: number): number {
+    const reg = this.scratch + SCRATCH_REG;
+    this.dv.setUint32(reg + REGISTER_APORT, aport, true);
+    this.dv.setUint16(reg + REGISTER_PARTNER, partner, true);
+    this.dv.setUint16(reg + REGISTER_PARTNER + 2, 0, true);
+    return this.domain.hypercall(OP_UNREGISTER_RING, reg, 0, 0, 0);
+  }
+
+  /** sendv of one buffer in this guest's memory. */
+  send(dstDomid: number, dstAport: number, gpa: number, len: number, messageType = 0, srcAport = 0): number {
+    this.setAddrs(dstDomid, dstAport, srcAport);
+    const iov = this.scratch + SCRATCH_IOVS;
+    this.dv.setUint32(iov + IOV_HND, gpa, true);
+    this.dv.setUint32(iov + IOV_HND + 4, 0, true);
+    this.dv.setUint32(iov + IOV_LEN, len, true);
+    this.dv.setUint32(iov + IOV_LEN + 4, 0, true);
+    return this.domain.hypercall(OP_SENDV, this.scratch + SCRATCH_SEND_ADDR, iov, 1, messageType);
+  }
+
+  /** sendv of up to 8 buffers, each [gpa, len]. */
+  sendIovs(dstDomid: number, dstAport: number, iovs: ReadonlyArray<readonly [number, number]>, messageType = 0, srcAport = 0): number {
+    if (iovs.length > MAXIOV) throw new RangeError(`at most ${MAXIOV} iovs`);
+    this.setAddrs(dstDomid, dstAport, srcAport);
+    const base = this.scratch + SCRATCH_IOVS;
+    for (let i = 0; i < iovs.length; i++) {
+      const at = base + i * IOV_SIZE;
+      this.dv.setUint32(at + IOV_HND, iovs[i][0], true);
+      this.dv.setUint32(at + IOV_HND + 4, 0, true);
+      this.dv.setUint32(at + IOV_LEN, iovs[i][1], true);
+      this.dv.setUint32(at + IOV_LEN + 4, 0, true);
+    }
+    return this.domain.hypercall(OP_SENDV, this.scratch + SCRATCH_SEND_ADDR, base, iovs.length, messageType);
+  }
+
+  private setAddrs(dstDomid: number, dstAport: number, srcAport: number): void {
+    const a = this.scratch + SCRATCH_SEND_ADDR;
+    this.dv.setUint32(a + SEND_ADDR_SRC + ADDR_APORT, srcAport, true);
+    this.dv.setUint32(a + SEND_ADDR_SRC + ADDR_DOMID, DOMID_ANY, true); // domid + pad
+    this.dv.setUint32(a + SEND_ADDR_DST + ADDR_APORT, dstAport, true);
+    this.dv.setUint32(a + SEND_ADDR_DST + ADDR_DOMID, dstDomid, true);
+  }
+
+  /**
+   * Consumes one message from `ring` into [bufGpa, bufGpa + cap). Returns the payload
+   * length (meta is filled in), or a negative READ_* code (READ_EMPTY when empty).
+   */
+  read(ring: GuestRing, bufGpa: number, cap: number): number {
+    const metaGpa = this.scratch + SCRATCH_META;
+    const n = this.domain.engine.argoReadMessage(ring.gfnListGpa, ring.len, metaGpa, bufGpa, cap);
+    if (n >= 0) {
+      const dv = this.dv;
+      this.meta.payloadLen = n;
+      this.meta.srcAport = dv.getUint32(metaGpa + 4, true);
+      this.meta.srcDomid = dv.getUint32(metaGpa + 8, true);
+      this.meta.messageType = dv.getUint32(metaGpa + 12, true);
+    }
+    return n;
+  }
+
+  /** notify with no query: wakes senders waiting for space on this guest's rings. */
+  notify(): number {
+    return this.domain.hypercall(OP_NOTIFY, 0, 0, 0, 0);
+  }
+
+  /** notify asking about one ring; returns the hypercall's rc with flags and max message size. */
+  query(domid: number, aport: number, spaceRequired = 0): { rc: number; flags: number; maxMessageSize: number } {
+    const rd = this.scratch + SCRATCH_NOTIFY;
+    const ent = rd + RING_DATA_ENTS;
+    this.dv.setUint32(rd + RING_DATA_NENT, 1, true);
+    this.dv.setUint32(rd + 4, 0, true);
+    this.dv.setUint32(ent + ENT_RING + ADDR_APORT, aport, true);
+    this.dv.setUint32(ent + ENT_RING + ADDR_DOMID, domid, true);
+    this.dv.setUint32(ent + ENT_FLAGS, 0, true);
+    this.dv.setUint32(ent + ENT_SPACE_REQUIRED, spaceRequired, true);
+    this.dv.setUint32(ent + ENT_MAX_MESSAGE_SIZE, 0, true);
+    const rc = this.domain.hypercall(OP_NOTIFY, rd, 0, 0, 0);
+    return { rc, flags: this.dv.getUint16(ent + ENT_FLAGS, true), maxMessageSize: this.dv.getUint32(ent + ENT_MAX_MESSAGE_SIZE, true) };
+  }
+}
+

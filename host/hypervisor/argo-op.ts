@@ -1,0 +1,123 @@
+// do_argo_op: the hypercall entry. Decodes Xen's structs from the calling guest's memory
+// (each read bounds-checked: a bad handle is -EFAULT, never an exception), in the order
+// argo.c does, then calls the op. Guest-written values are copied into hypervisor
+// scratch once; nothing below reads them from guest memory again.
+import { EFAULT, EINVAL, EOPNOTSUPP } from "./errno.ts";
+import {
+  ADDR_APORT, ADDR_DOMID, ADDR_PAD, ENT_FLAGS, ENT_MAX_MESSAGE_SIZE, ENT_RING, ENT_SPACE_REQUIRED, GFN_SIZE,
+  IOV_HND, IOV_LEN, IOV_PAD, IOV_SIZE, MAX_NOTIFY_COUNT, MAX_RING_SIZE, MAXIOV, OP_NOTIFY, OP_REGISTER_RING,
+  OP_SENDV, OP_UNREGISTER_RING, PAGE_SHIFT, REGISTER_APORT, REGISTER_LEN, REGISTER_PAD, REGISTER_PARTNER,
+  REGISTER_RING_SIZE, RING_DATA_ENT_SIZE, RING_DATA_ENTS, RING_DATA_NENT, RING_DATA_SIZE, SEND_ADDR_DST,
+  SEND_ADDR_SIZE, SEND_ADDR_SRC, UNREGISTER_RING_SIZE,
+} from "./layout.ts";
+import { EACCES } from "./errno.ts";
+import type { Domain } from "./domain.ts";
+import type { Hypervisor } from "./hypervisor.ts";
+import { registerRing } from "./register.ts";
+import { unregisterRing } from "./unregister.ts";
+import { sendv } from "./sendv.ts";
+import { fillRingData, notifyBegin, type RingDataEnt } from "./notify.ts";
+
+/** An `unsigned long` argument that fits in 32 bits (do_argo_op's first check). */
+function isU32(x: number): boolean {
+  return typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffffffff;
+}
+
+/** A guest handle: a non-negative integer address (0 is NULL). */
+function isHandle(x: number): boolean {
+  return typeof x === "number" && Number.isInteger(x) && x >= 0;
+}
+
+export function doArgoOp(hv: Hypervisor, d: Domain, cmd: number, arg1: number, arg2: number, arg3: number, arg4: number): number {
+  if (!isU32(arg3) || !isU32(arg4)) return -EINVAL;
+  if (!hv.options.argo) return -EOPNOTSUPP;
+  const rc = hv.mac.argoEnable(d);
+  if (rc) return rc;
+  switch (cmd) {
+    case OP_REGISTER_RING: return opRegister(hv, d, arg1, arg2, arg3, arg4);
+    case OP_UNREGISTER_RING: return opUnregister(hv, d, arg1, arg2, arg3, arg4);
+    case OP_SENDV: return opSendv(hv, d, arg1, arg2, arg3, arg4);
+    case OP_NOTIFY: return opNotify(hv, d, arg1, arg2, arg3, arg4);
+    default: return -EOPNOTSUPP;
+  }
+}
+
+function opRegister(hv: Hypervisor, d: Domain, regHnd: number, gfnHnd: number, npage: number, flags: number): number {
+  const mem = d.mem;
+  if (npage > MAX_RING_SIZE >>> PAGE_SHIFT) return -EINVAL;
+  if (!isHandle(gfnHnd) || !mem.ok(gfnHnd, npage * GFN_SIZE)) return -EFAULT;
+  // register_ring checks flags before it copies the struct in.
+  if ((flags & ~1) !== 0) return -EINVAL;
+  if (!isHandle(regHnd) || !mem.ok(regHnd, REGISTER_RING_SIZE)) return -EFAULT;
+  const dv = mem.dv;
+  const reg = {
+    aport: dv.getUint32(regHnd + REGISTER_APORT, true),
+    partnerId: dv.getUint16(regHnd + REGISTER_PARTNER, true),
+    pad: dv.getUint16(regHnd + REGISTER_PAD, true),
+    len: dv.getUint32(regHnd + REGISTER_LEN, true),
+  };
+  // The whole list was bounds-checked above; a gfn of 2^53 or more reads as -1 (invalid).
+  return registerRing(hv, d, reg, (i) => {
+    const gfn = mem.u64(gfnHnd + i * GFN_SIZE);
+    return gfn < 0 ? -EINVAL : gfn;
+  }, npage, flags);
+}
+
+function opUnregister(hv: Hypervisor, d: Domain, hnd: number, arg2: number, arg3: number, arg4: number): number {
+  if (arg2 !== 0 || arg3 !== 0 || arg4 !== 0) return -EINVAL;
+  const mem = d.mem;
+  if (!isHandle(hnd) || !mem.ok(hnd, UNREGISTER_RING_SIZE)) return -EFAULT;
+  const dv = mem.dv;
+  return unregisterRing(hv, d, dv.getUint32(hnd + REGISTER_APORT, true), dv.getUint16(hnd + REGISTER_PARTNER, true),
+    dv.getUint16(hnd + REGISTER_PAD, true));
+}
+
+function opSendv(hv: Hypervisor, d: Domain, addrHnd: number, iovHnd: number, niov: number, messageType: number): number {
+  const mem = d.mem;
+  if (!isHandle(addrHnd) || !mem.ok(addrHnd, SEND_ADDR_SIZE)) return -EFAULT;
+  if (niov > MAXIOV) return -EINVAL;
+  if (!isHandle(iovHnd) || !mem.ok(iovHnd, niov * IOV_SIZE)) return -EFAULT;
+  const dv = mem.dv;
+  const s = hv.sendScratch;
+  for (let i = 0; i < niov; i++) {
+    const at = iovHnd + i * IOV_SIZE;
+    s.hnd[i] = mem.u64(at + IOV_HND);
+    s.len[i] = dv.getUint32(at + IOV_LEN, true);
+    s.pad[i] = dv.getUint32(at + IOV_PAD, true);
+  }
+  const src = addrHnd + SEND_ADDR_SRC;
+  const dst = addrHnd + SEND_ADDR_DST;
+  return sendv(hv, d,
+    dv.getUint32(src + ADDR_APORT, true), dv.getUint16(src + ADDR_DOMID, true), dv.getUint16(src + ADDR_PAD, true),
+    dv.getUint32(dst + ADDR_APORT, true), dv.getUint16(dst + ADDR_DOMID, true), dv.getUint16(dst + ADDR_PAD, true),
+    s, niov, messageType);
+}
+
+function opNotify(hv: Hypervisor, d: Domain, hnd: number, arg2: number, arg3: number, arg4: number): number {
+  if (arg2 !== 0 || arg3 !== 0 || arg4 !== 0) return -EINVAL;
+  let rc = notifyBegin(hv, d);
+  if (rc || hnd === 0) return rc;
+  const mem = d.mem;
+  if (!isHandle(hnd) || !mem.ok(hnd, RING_DATA_SIZE)) return -EFAULT;
+  const dv = mem.dv;
+  let nent = dv.getUint32(hnd + RING_DATA_NENT, true);
+  if (nent > MAX_NOTIFY_COUNT) return -EACCES; // Xen's answer to an oversized query
+  let at = hnd + RING_DATA_ENTS;
+  if (!mem.ok(at, nent * RING_DATA_ENT_SIZE)) return -EFAULT;
+  const ent = hv.notifyScratch;
+  while (!rc && nent-- > 0) {
+    ent.aport = dv.getUint32(at + ENT_RING + ADDR_APORT, true);
+    ent.domid = dv.getUint16(at + ENT_RING + ADDR_DOMID, true);
+    ent.spaceRequired = dv.getUint32(at + ENT_SPACE_REQUIRED, true);
+    ent.maxMessageSize = dv.getUint32(at + ENT_MAX_MESSAGE_SIZE, true);
+    rc = fillRingData(hv, d, ent);
+    if (!rc) {
+      dv.setUint16(at + ENT_FLAGS, ent.flags, true);
+      dv.setUint32(at + ENT_MAX_MESSAGE_SIZE, ent.maxMessageSize, true);
+    }
+    at += RING_DATA_ENT_SIZE;
+  }
+  return rc;
+}
+
+export type { RingDataEnt };

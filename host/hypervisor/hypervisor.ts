@@ -1,0 +1,166 @@
+// The hypervisor: owns the domains, the MAC layer and the Argo ops. Everything runs in
+// one Node.js process; each domain owns its memory and no domain ever gets a view of
+// another's. The policy is consulted at Xen's XSM hook points, before state changes.
+import { EventEmitter } from "node:events";
+import { Domain, type DomainConfig } from "./domain.ts";
+import { SendScratch } from "./sendv.ts";
+import type { RingDataEnt } from "./notify.ts";
+import { argoDestroy, removeRing } from "./lifecycle.ts";
+import { ArgoState } from "./argo-state.ts";
+import { DOMID_ANY } from "./layout.ts";
+import { Xsm } from "./xsm.ts";
+import { Mac, Policy, type AuditLog } from "../mac/index.ts";
+import type { RingInfo } from "./ring.ts";
+
+export interface HypervisorOptions {
+  /** The MAC policy. Required: say `Policy.allowAll()` explicitly to run without one. */
+  policy: Policy;
+  /** Xen's `argo` boot option; false makes every op return -EOPNOTSUPP. Default true. */
+  argo?: boolean;
+  /**
+   * Allow rings registered for any sender (DOMID_ANY), subject to the policy's
+   * `register_any_source`. Xen allows them only when booted with argo=mac-permissive=1
+   * and otherwise returns -EPERM; default true here, because device discovery needs them.
+   */
+  wildcardRings?: boolean;
+}
+
+/** Why a ring went away without its owner asking. */
+export interface RingRevokedEvent {
+  owner: Domain;
+  aport: number;
+  partner: number;
+  reason: "policy" | "partner-destroyed";
+}
+
+export interface HypervisorEvents {
+  ringRevoked: [RingRevokedEvent];
+  domainDestroyed: [{ domid: number; name: string }];
+}
+
+const FIRST_DOMID = 1;
+/** Domain ids at and above DOMID_FIRST_RESERVED (0x7FF0) are special in Xen. */
+const DOMID_FIRST_RESERVED = 0x7ff0;
+
+export class Hypervisor extends EventEmitter<HypervisorEvents> {
+  readonly options: Required<Omit<HypervisorOptions, "policy">>;
+  /** @internal the XSM hook layer over the MAC engine. */
+  readonly mac: Xsm;
+  /** @internal scratch for sendv's iovs: single-threaded, never re-entered. */
+  readonly sendScratch = new SendScratch();
+  /** @internal scratch for notify entries. */
+  readonly notifyScratch: RingDataEnt = { aport: 0, domid: 0, flags: 0, spaceRequired: 0, maxMessageSize: 0 };
+  private readonly domains = new Map<number, Domain>();
+  private nextDomid = FIRST_DOMID;
+  private readonly engineMac: Mac;
+
+  constructor(options: HypervisorOptions) {
+    super();
+    if (!options || !(options.policy instanceof Policy)) {
+      throw new TypeError("new Hypervisor({ policy }): a Policy is required (Policy.load(file), or Policy.allowAll() for tests)");
+    }
+    this.options = { argo: options.argo ?? true, wildcardRings: options.wildcardRings ?? true };
+    this.engineMac = new Mac(options.policy);
+    this.mac = new Xsm(this.engineMac);
+  }
+
+  /** The policy in force. */
+  get policy(): Policy {
+    return this.engineMac.policy;
+  }
+
+  /** Every MAC denial, structured and as Flask-style text. */
+  get audit(): AuditLog {
+    return this.engineMac.audit;
+  }
+
+  /** Creates a domain with its own memory; argo is enabled for it if the policy allows. */
+  createDomain(config: DomainConfig): Domain {
+    if (!config || typeof config.name !== "string" || typeof config.label !== "string") {
+      throw new TypeError("createDomain({ name, label, memoryBytes }): name and label are strings");
+    }
+    for (const d of this.domains.values()) {
+      if (d.name === config.name) throw new Error(`a domain named "${config.name}" already exists (d${d.domid})`);
+    }
+    if (this.nextDomid >= DOMID_FIRST_RESERVED) throw new RangeError("out of domain ids");
+    const d = new Domain(this, this.nextDomid++, config);
+    this.engineMac.bind(d);
+    this.domains.set(d.domid, d);
+    // argo_init: a domain the policy does not let use Argo gets no Argo state.
+    if (this.options.argo && this.engineMac.argoEnable(d) === 0) d.argoState = new ArgoState();
+    return d;
+  }
+
+  /** The live domain with this id, if any. */
+  domainById(domid: number): Domain | undefined {
+    return this.domains.get(domid);
+  }
+
+  /** Live domains in creation order. */
+  listDomains(): Domain[] {
+    return [...this.domains.values()];
+  }
+
+  /**
+   * Destroys a domain (argo_destroy): its rings go, rings of others that only it could
+   * send to go, its waits go. Owners of removed rings get VIRQ_ARGO and a ringRevoked event.
+   */
+  destroyDomain(domid: number): boolean {
+    const d = this.domains.get(domid);
+    if (!d) return false;
+    const removed = argoDestroy(this, d);
+    this.domains.delete(domid);
+    d.markDestroyed();
+    for (const ring of removed) {
+      if (ring.owner !== d) this.revoked(ring, "partner-destroyed");
+    }
+    this.emit("domainDestroyed", { domid, name: d.name });
+    return true;
+  }
+
+  /**
+   * Replaces the policy atomically and revokes what it no longer allows: rings whose
+   * registration would now be refused are removed (bytes already delivered stay in the
+   * owner's memory), waiters that may no longer send are dropped and signalled, and
+   * domains no longer allowed Argo lose their Argo state. A Policy object is already
+   * validated, so a bad file never gets this far; the previous policy stays in force.
+   */
+  loadPolicy(policy: Policy): void {
+    this.engineMac.load(policy);
+    for (const d of this.domains.values()) {
+      const allowed = this.engineMac.argoEnable(d) === 0;
+      if (!allowed) {
+        for (const ring of argoDestroy(this, d)) this.revoked(ring, "policy");
+        continue;
+      }
+      if (!d.argoState) d.argoState = new ArgoState();
+    }
+    for (const d of this.domains.values()) {
+      const state = d.argoState;
+      if (!state) continue;
+      for (const ring of [...state.rings.values()]) {
+        const partner = ring.partnerId === DOMID_ANY ? undefined : this.domains.get(ring.partnerId);
+        const rc = partner
+          ? this.engineMac.registerSingleSource(d, partner, ring.len)
+          : this.engineMac.registerAnySource(d, ring.len);
+        if (rc) {
+          removeRing(this, ring);
+          this.revoked(ring, "policy");
+          continue;
+        }
+        for (let i = ring.pending.length - 1; i >= 0; i--) {
+          const sender = this.domains.get(ring.pending[i].domid);
+          if (sender && this.mac.sendQuery(sender, d) === 0) continue;
+          ring.pending.splice(i, 1);
+          if (ring.wildcard) sender?.argoState?.wildcardPending.delete(ring);
+          sender?.raiseVirq(); // it retries and learns its fate from sendv
+        }
+      }
+    }
+  }
+
+  private revoked(ring: RingInfo, reason: RingRevokedEvent["reason"]): void {
+    ring.owner.raiseVirq();
+    this.emit("ringRevoked", { owner: ring.owner, aport: ring.aport, partner: ring.partnerId, reason });
+  }
+}

@@ -1,0 +1,122 @@
+// XEN_ARGO_OP_sendv (sendv, iov_count and ringbuf_insert in argo.c): the one path by
+// which bytes cross from one domain's memory into another's. The iovs have been copied
+// into the hypervisor's scratch (SendScratch) by the caller, so the guest cannot change
+// them during the send (no double fetch).
+import { ECONNREFUSED, EFAULT, EINVAL, EMSGSIZE, ENODEV, EPERM, ESRCH, EAGAIN } from "./errno.ts";
+import { DOMID_ANY, MAX_MESSAGE_SIZE, MAXIOV, MSG_HEADER_SIZE } from "./layout.ts";
+import type { Domain } from "./domain.ts";
+import type { Hypervisor } from "./hypervisor.ts";
+import { pendingRequeue } from "./pending.ts";
+import { ringKey, type RingInfo } from "./ring.ts";
+
+/** Hypervisor-private copy of a sendv's iovs (xen_argo_iov_t iovs[XEN_ARGO_MAXIOV]). */
+export class SendScratch {
+  readonly hnd = new Float64Array(MAXIOV);
+  readonly len = new Float64Array(MAXIOV);
+  readonly pad = new Float64Array(MAXIOV);
+}
+
+/**
+ * iov_count: total payload, or a negative errno. Each iov_len is bounded before it is
+ * added, so the running sum never exceeds 2 * MAX_MESSAGE_SIZE (no overflow in C; exact here).
+ */
+export function iovCount(s: SendScratch, niov: number): number {
+  if (niov > MAXIOV) return -EINVAL;
+  let sum = 0;
+  for (let i = 0; i < niov; i++) {
+    if (s.pad[i] !== 0) return -EINVAL; // padding must be zero: keeps it usable later
+    const len = s.len[i];
+    if (len > MAX_MESSAGE_SIZE) return -EINVAL;
+    sum += len;
+    if (sum > MAX_MESSAGE_SIZE) return -EMSGSIZE;
+  }
+  return sum;
+}
+
+/** find_ring_info_by_match: the ring for exactly this sender first, then the wildcard ring. */
+export function findRingByMatch(dst: Domain, aport: number, senderId: number): RingInfo | undefined {
+  const rings = dst.argoState!.rings;
+  return rings.get(ringKey(aport, senderId)) ?? rings.get(ringKey(aport, DOMID_ANY));
+}
+
+/**
+ * sendv. Returns the payload length sent or a negative errno. On -EAGAIN the sender is
+ * queued for a space notification; on success VIRQ_ARGO is raised on the destination.
+ */
+export function sendv(
+  hv: Hypervisor, src: Domain,
+  srcAport: number, srcDomid: number, srcPad: number,
+  dstAport: number, dstDomid: number, dstPad: number,
+  s: SendScratch, niov: number, messageType: number,
+): number {
+  if (srcPad !== 0 || dstPad !== 0) return -EINVAL;
+  // DOMID_ANY as source means "me"; any other domid than the sender's is a forgery.
+  if (srcDomid === DOMID_ANY) srcDomid = src.domid;
+  if (srcDomid !== src.domid) return -EPERM;
+
+  const dst = hv.domainById(dstDomid);
+  if (!dst) return -ESRCH;
+  // The size is needed by the policy's message-size limit; its own errors are reported
+  // after the ring lookup, where argo.c reports them.
+  const len = iovCount(s, niov);
+  // XSM hook send(sender, receiver) before any state is touched or revealed.
+  const denied = hv.mac.send(src, dst, len < 0 ? 0 : len);
+  if (denied) return denied;
+  if (!src.argoState) return -ENODEV;
+  if (!dst.argoState) return -ECONNREFUSED;
+
+  const ring = findRingByMatch(dst, dstAport, src.domid);
+  let rc: number;
+  if (!ring) {
+    rc = -ECONNREFUSED;
+  } else if (len < 0) {
+    rc = len;
+  } else {
+    rc = ringbufInsert(src, ring, srcAport, s, niov, messageType, len);
+    if (rc === -EAGAIN) {
+      const q = pendingRequeue(hv, ring, src.domid, len);
+      if (q) rc = q;
+    }
+  }
+  if (rc >= 0) dst.raiseVirq();
+  return rc < 0 ? rc : len;
+}
+
+/**
+ * ringbuf_insert: header via the owner's Wasm engine (size checks against the sanitized
+ * rx_ptr), payload by native copies from the sender's memory, tx_ptr published last.
+ * A bad iov handle returns -EFAULT before tx_ptr moves, so the receiver sees nothing.
+ */
+function ringbufInsert(
+  src: Domain, ring: RingInfo, srcAport: number, s: SendScratch, niov: number, messageType: number, len: number,
+): number {
+  const owner = ring.owner;
+  const ringLen = ring.len;
+  const tx = ring.txPtr;
+  const rc = owner.engine.argoReserve(ring.ringGpa, ringLen, tx, ring.dataGpa(tx), len, srcAport, src.domid, messageType);
+  if (rc < 0) return rc;
+
+  // The reserve proved 16 + roundup(len) < free space, so none of the writes below can
+  // reach rx_ptr; each is split at the wrap so it stays inside [0, ringLen).
+  let off = tx + MSG_HEADER_SIZE;
+  if (off === ringLen) off = 0;
+  const srcMem = src.mem;
+  for (let i = 0; i < niov; i++) {
+    let hnd = s.hnd[i];
+    let n = s.len[i];
+    if (n === 0) continue;
+    if (!srcMem.ok(hnd, n)) return -EFAULT;
+    const tail = ringLen - off;
+    if (n > tail) {
+      ring.copyIn(off, srcMem, hnd, tail);
+      hnd += tail;
+      n -= tail;
+      off = 0;
+    }
+    ring.copyIn(off, srcMem, hnd, n);
+    off += n;
+    if (off === ringLen) off = 0;
+  }
+  ring.txPtr = owner.engine.argoPublish(ring.ringGpa, ringLen, tx, len);
+  return 0;
+}
