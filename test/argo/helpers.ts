@@ -45,3 +45,20 @@ export function pattern(len: number, seed = 1): Uint8Array {
   }
   return out;
 }
+
+/**
+ * Throws if `after` differs from `before` anywhere outside the allowed [start, end)
+ * ranges (sorted or not). Compares the gaps with native Buffer comparisons.
+ */
+export function assertUnchangedOutside(before: Uint8Array, after: Uint8Array, allowed: Array<[number, number]>): void {
+  const ranges = [...allowed].sort((x, y) => x[0] - y[0]);
+  let from = 0;
+  const b = Buffer.from(before.buffer, before.byteOffset, before.byteLength);
+  const a = Buffer.from(after.buffer, after.byteOffset, after.byteLength);
+  for (const [start, end] of [...ranges, [after.length, after.length] as [number, number]]) {
+    if (start > from && b.compare(a, from, start, from, start) !== 0) {
+      for (let i = from; i < start; i++) if (a[i] !== b[i]) throw new Error(`byte ${i} changed outside the allowed ranges`);
+    }
+    from = Math.max(from, end);
+  }
+}
