@@ -9,7 +9,7 @@
 // guest. The host has checked that [ringGpa, ringGpa + 64) and the header slot lie in
 // this memory (they are in registered, validated pages).
 import {
-  RING_RX_PTR, RING_TX_PTR, MSG_HEADER_SIZE, MSG_LEN, MSG_SOURCE_APORT, MSG_SOURCE_DOMID,
+  RING_RX_PTR, MSG_HEADER_SIZE, MSG_LEN, MSG_SOURCE_APORT, MSG_SOURCE_DOMID,
   MSG_SOURCE_PAD, MSG_TYPE, EAGAIN, EMSGSIZE, roundupMessage,
 } from "./layout";
 
@@ -39,9 +39,12 @@ export function argoPayloadSpace(ringGpa: u32, ringLen: u32, txPtr: u32): u32 {
 
 /**
  * First half of ringbuf_insert: the size checks and the message header.
- * Returns 0 when the header is written at hdrGpa (the gpa of data offset txPtr,
- * translated by the host), -EMSGSIZE when the ring can never hold the message,
+ * When the message fits, writes the header at hdrGpa (the gpa of data offset txPtr,
+ * translated by the host) and returns the tx_ptr to publish once the payload is in
+ * place (>= 0); otherwise -EMSGSIZE when the ring can never hold the message, or
  * -EAGAIN when it cannot hold it now. `len` <= MAX_MESSAGE_SIZE (iov_count checked).
+ * Publishing is one aligned u32 store at ringGpa + 4, done by the host after the copy
+ * (update_tx_ptr), which saves a second call across the JS/Wasm boundary per message.
  */
 export function argoReserve(
   ringGpa: u32, ringLen: u32, txPtr: u32, hdrGpa: u32,
@@ -63,17 +66,7 @@ export function argoReserve(
   store<u16>(hdrGpa + MSG_SOURCE_DOMID, <u16>srcDomid);
   store<u16>(hdrGpa + MSG_SOURCE_PAD, 0);
   store<u32>(hdrGpa + MSG_TYPE, messageType);
-  return 0;
-}
-
-/**
- * Last step of ringbuf_insert (update_tx_ptr): publish the new tx_ptr after the
- * payload is in place. Returns the published value, which the host keeps as its
- * private copy. `txPtr` is the data offset after the header; `len` the payload size.
- */
-export function argoPublish(ringGpa: u32, ringLen: u32, txPtr: u32, len: u32): u32 {
-  let tx = txPtr + MSG_HEADER_SIZE + roundupMessage(len); // < 2 * 16 MiB: no wrap
-  if (tx >= ringLen) tx -= ringLen;
-  store<u32>(ringGpa + RING_TX_PTR, tx);
-  return tx;
+  let next = txPtr + need; // < 2 * ringLen: one subtraction wraps it
+  if (next >= ringLen) next -= ringLen;
+  return <i32>next;
 }

@@ -22,7 +22,7 @@ export const READ_BAD_MESSAGE: i32 = -4;
 /** The output buffer or metadata block lies outside memory. */
 export const READ_BAD_BUFFER: i32 = -5;
 
-/** Metadata block written by argoReadMessage (16 bytes). */
+/** Metadata block written by argoRecv (16 bytes; argoReadMessage also uses the next 8 as its iov). */
 export const META_PAYLOAD_LEN: u32 = 0;
 export const META_SOURCE_APORT: u32 = 4;
 export const META_SOURCE_DOMID: u32 = 8;
@@ -68,18 +68,22 @@ function copyOut(gfnList: u32, ringLen: u32, off: u32, dst: u32, n: u32): bool {
 }
 
 /**
- * Reads and consumes the message at rx_ptr. Writes its metadata to `metaGpa` and up to
- * `bufCap` payload bytes to `bufGpa` (a longer payload is truncated, like MSG_TRUNC, and
- * still consumed so that one message cannot block the ring). Returns the full payload
- * length, or a negative READ_* code with rx_ptr unchanged.
+ * Reads the message at rx_ptr. Writes its metadata to `metaGpa`, then copies payload
+ * bytes from offset `skip` on into the `niov` buffers described at `iovGpa` (each
+ * {le32 gpa, le32 len}, in order) until the payload or the buffers run out. When
+ * `consume` is non-zero, rx_ptr moves past the message (a payload longer than the
+ * buffers is truncated, like MSG_TRUNC, so one message cannot block the ring).
+ * Returns the full payload length, or a negative READ_* code with rx_ptr unchanged.
  */
-export function argoReadMessage(gfnList: u32, ringLen: u32, metaGpa: u32, bufGpa: u32, bufCap: u32): i32 {
+export function argoRecv(
+  gfnList: u32, ringLen: u32, metaGpa: u32, iovGpa: u32, niov: u32, skip: u32, consume: u32,
+): i32 {
   const mem = memoryBytes();
   // The ring geometry is the guest's own choice, but check it so nothing below can trap.
   if (ringLen < 3 * MSG_HEADER_SIZE || ringLen > MAX_RING_SIZE || (ringLen & 15) != 0) return READ_BAD_RING;
   const npages = (RING_HEADER_SIZE + ringLen + PAGE_SIZE - 1) >> PAGE_SHIFT;
   if (<u64>gfnList + (<u64>npages << 3) > mem) return READ_BAD_RING;
-  if (<u64>metaGpa + 16 > mem || <u64>bufGpa + <u64>bufCap > mem) return READ_BAD_BUFFER;
+  if (<u64>metaGpa + 16 > mem || <u64>iovGpa + (<u64>niov << 3) > mem) return READ_BAD_BUFFER;
   const ring = ringByteGpa(gfnList, 0);
   if (ring == u32.MAX_VALUE) return READ_BAD_RING;
 
@@ -98,20 +102,53 @@ export function argoReadMessage(gfnList: u32, ringLen: u32, metaGpa: u32, bufGpa
   if (len < MSG_HEADER_SIZE || len > <u32>avail || roundupMessage(len) > <u32>avail) return READ_BAD_MESSAGE;
   const payloadLen = len - MSG_HEADER_SIZE;
 
+  // Validate every output buffer before writing anything.
+  for (let i: u32 = 0; i < niov; i++) {
+    const base = load<u32>(iovGpa + (i << 3));
+    const n = load<u32>(iovGpa + (i << 3) + 4);
+    if (<u64>base + <u64>n > mem) return READ_BAD_BUFFER;
+  }
+
   store<u32>(metaGpa + META_PAYLOAD_LEN, payloadLen);
   store<u32>(metaGpa + META_SOURCE_APORT, load<u32>(hdr + MSG_SOURCE_APORT));
   store<u32>(metaGpa + META_SOURCE_DOMID, <u32>load<u16>(hdr + MSG_SOURCE_DOMID));
   store<u32>(metaGpa + META_TYPE, load<u32>(hdr + MSG_TYPE));
 
-  let payloadOff = rx + MSG_HEADER_SIZE;
-  if (payloadOff == ringLen) payloadOff = 0;
-  const n = payloadLen < bufCap ? payloadLen : bufCap;
-  if (!copyOut(gfnList, ringLen, payloadOff, bufGpa, n)) return READ_BAD_RING;
+  if (skip < payloadLen) {
+    // Payload byte `skip` sits at data offset rx + 16 + skip (mod ringLen); all terms
+    // are < 16 MiB so the sum cannot wrap.
+    let off = rx + MSG_HEADER_SIZE + skip;
+    if (off >= ringLen) off -= ringLen;
+    let left = payloadLen - skip;
+    for (let i: u32 = 0; i < niov && left > 0; i++) {
+      const base = load<u32>(iovGpa + (i << 3));
+      let n = load<u32>(iovGpa + (i << 3) + 4);
+      if (n > left) n = left;
+      if (!copyOut(gfnList, ringLen, off, base, n)) return READ_BAD_RING;
+      left -= n;
+      off += n; // < 2 * ringLen
+      if (off >= ringLen) off -= ringLen;
+    }
+  }
 
-  let next = rx + roundupMessage(len); // <= rx + avail < 2 * ringLen
-  if (next >= ringLen) next -= ringLen;
-  store<u32>(ring + RING_RX_PTR, next);
+  if (consume != 0) {
+    let next = rx + roundupMessage(len); // <= rx + avail < 2 * ringLen
+    if (next >= ringLen) next -= ringLen;
+    store<u32>(ring + RING_RX_PTR, next);
+  }
   return <i32>payloadLen;
+}
+
+/**
+ * Reads and consumes the message at rx_ptr into one buffer (argoRecv with a single
+ * iov kept in the metadata block's neighbour: callers pass an 8-byte scratch at
+ * metaGpa + 16). Returns the payload length or a READ_* code.
+ */
+export function argoReadMessage(gfnList: u32, ringLen: u32, metaGpa: u32, bufGpa: u32, bufCap: u32): i32 {
+  if (<u64>metaGpa + 24 > memoryBytes()) return READ_BAD_BUFFER;
+  store<u32>(metaGpa + 16, bufGpa);
+  store<u32>(metaGpa + 20, bufCap);
+  return argoRecv(gfnList, ringLen, metaGpa, metaGpa + 16, 1, 0, 1);
 }
 
 /** Number of bytes between rx_ptr and tx_ptr (0 when empty), or a negative READ_* code. */

@@ -34,7 +34,7 @@ export interface MessageMeta {
 const SCRATCH_SEND_ADDR = 0; // xen_argo_send_addr_t
 const SCRATCH_IOVS = 64; // xen_argo_iov_t[8]
 const SCRATCH_REG = 256; // xen_argo_register_ring_t / unregister
-const SCRATCH_META = 320; // reader's metadata block
+const SCRATCH_META = 320; // reader's metadata block (16 B) + its single iov (8 B)
 const SCRATCH_NOTIFY = 384; // xen_argo_ring_data_t with one entry
 
 export class GuestArgo {
@@ -44,12 +44,18 @@ export class GuestArgo {
   readonly scratch: number;
   readonly meta: MessageMeta = { payloadLen: 0, srcAport: 0, srcDomid: 0, messageType: 0 };
   private readonly dv: DataView;
+  private readonly u32: Uint32Array;
+  /** Destination currently laid out in the send_addr struct (a driver reuses it). */
+  private addrDomid = -1;
+  private addrAport = -1;
+  private addrSrcAport = -1;
 
   constructor(domain: Domain, heap = new GuestHeap(domain.memory.buffer.byteLength)) {
     this.domain = domain;
     this.heap = heap;
     this.scratch = heap.allocPages(1);
     this.dv = new DataView(domain.memory.buffer);
+    this.u32 = new Uint32Array(domain.memory.buffer);
   }
 
   /**
@@ -95,11 +101,12 @@ export class GuestArgo {
   /** sendv of one buffer in this guest's memory. */
   send(dstDomid: number, dstAport: number, gpa: number, len: number, messageType = 0, srcAport = 0): number {
     this.setAddrs(dstDomid, dstAport, srcAport);
-    const iov = this.scratch + SCRATCH_IOVS;
-    this.dv.setUint32(iov + IOV_HND, gpa, true);
-    this.dv.setUint32(iov + IOV_HND + 4, 0, true);
-    this.dv.setUint32(iov + IOV_LEN, len, true);
-    this.dv.setUint32(iov + IOV_LEN + 4, 0, true);
+    const iov = this.scratch + SCRATCH_IOVS; // page-aligned scratch: aligned u32 stores
+    const w = (iov + IOV_HND) >>> 2;
+    this.u32[w] = gpa;
+    this.u32[w + 1] = 0;
+    this.u32[w + 2] = len;
+    this.u32[w + 3] = 0;
     return this.domain.hypercall(OP_SENDV, this.scratch + SCRATCH_SEND_ADDR, iov, 1, messageType);
   }
 
@@ -119,6 +126,10 @@ export class GuestArgo {
   }
 
   private setAddrs(dstDomid: number, dstAport: number, srcAport: number): void {
+    if (dstDomid === this.addrDomid && dstAport === this.addrAport && srcAport === this.addrSrcAport) return;
+    this.addrDomid = dstDomid;
+    this.addrAport = dstAport;
+    this.addrSrcAport = srcAport;
     const a = this.scratch + SCRATCH_SEND_ADDR;
     this.dv.setUint32(a + SEND_ADDR_SRC + ADDR_APORT, srcAport, true);
     this.dv.setUint32(a + SEND_ADDR_SRC + ADDR_DOMID, DOMID_ANY, true); // domid + pad
@@ -133,14 +144,27 @@ export class GuestArgo {
   read(ring: GuestRing, bufGpa: number, cap: number): number {
     const metaGpa = this.scratch + SCRATCH_META;
     const n = this.domain.engine.argoReadMessage(ring.gfnListGpa, ring.len, metaGpa, bufGpa, cap);
-    if (n >= 0) {
-      const dv = this.dv;
-      this.meta.payloadLen = n;
-      this.meta.srcAport = dv.getUint32(metaGpa + 4, true);
-      this.meta.srcDomid = dv.getUint32(metaGpa + 8, true);
-      this.meta.messageType = dv.getUint32(metaGpa + 12, true);
-    }
+    if (n >= 0) this.loadMeta(n);
     return n;
+  }
+
+  /**
+   * Reads the next message of `ring`: payload bytes from `skip` on go into the `niov`
+   * {le32 gpa, le32 len} buffers at iovGpa; `consume` moves rx_ptr past it (false: peek).
+   */
+  recv(ring: GuestRing, iovGpa: number, niov: number, skip: number, consume: boolean): number {
+    const metaGpa = this.scratch + SCRATCH_META;
+    const n = this.domain.engine.argoRecv(ring.gfnListGpa, ring.len, metaGpa, iovGpa, niov, skip, consume ? 1 : 0);
+    if (n >= 0) this.loadMeta(n);
+    return n;
+  }
+
+  private loadMeta(n: number): void {
+    const w = (this.scratch + SCRATCH_META) >>> 2;
+    this.meta.payloadLen = n;
+    this.meta.srcAport = this.u32[w + 1];
+    this.meta.srcDomid = this.u32[w + 2];
+    this.meta.messageType = this.u32[w + 3];
   }
 
   /** notify with no query: wakes senders waiting for space on this guest's rings. */

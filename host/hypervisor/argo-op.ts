@@ -4,7 +4,7 @@
 // scratch once; nothing below reads them from guest memory again.
 import { EFAULT, EINVAL, EOPNOTSUPP } from "./errno.ts";
 import {
-  ADDR_APORT, ADDR_DOMID, ADDR_PAD, ENT_FLAGS, ENT_MAX_MESSAGE_SIZE, ENT_RING, ENT_SPACE_REQUIRED, GFN_SIZE,
+  ADDR_APORT, ADDR_DOMID, ENT_FLAGS, ENT_MAX_MESSAGE_SIZE, ENT_RING, ENT_SPACE_REQUIRED, GFN_SIZE,
   IOV_HND, IOV_LEN, IOV_PAD, IOV_SIZE, MAX_NOTIFY_COUNT, MAX_RING_SIZE, MAXIOV, OP_NOTIFY, OP_REGISTER_RING,
   OP_SENDV, OP_UNREGISTER_RING, PAGE_SHIFT, REGISTER_APORT, REGISTER_LEN, REGISTER_PAD, REGISTER_PARTNER,
   REGISTER_RING_SIZE, RING_DATA_ENT_SIZE, RING_DATA_ENTS, RING_DATA_NENT, RING_DATA_SIZE, SEND_ADDR_DST,
@@ -77,19 +77,21 @@ function opSendv(hv: Hypervisor, d: Domain, addrHnd: number, iovHnd: number, nio
   if (!isHandle(addrHnd) || !mem.ok(addrHnd, SEND_ADDR_SIZE)) return -EFAULT;
   if (niov > MAXIOV) return -EINVAL;
   if (!isHandle(iovHnd) || !mem.ok(iovHnd, niov * IOV_SIZE)) return -EFAULT;
-  const dv = mem.dv;
   const s = hv.sendScratch;
   for (let i = 0; i < niov; i++) {
     const at = iovHnd + i * IOV_SIZE;
     s.hnd[i] = mem.u64(at + IOV_HND);
-    s.len[i] = dv.getUint32(at + IOV_LEN, true);
-    s.pad[i] = dv.getUint32(at + IOV_PAD, true);
+    s.len[i] = mem.read32(at + IOV_LEN);
+    s.pad[i] = mem.read32(at + IOV_PAD);
   }
+  // xen_argo_addr_t is {u32 aport; u16 domain_id; u16 pad}: the second word holds both.
   const src = addrHnd + SEND_ADDR_SRC;
   const dst = addrHnd + SEND_ADDR_DST;
+  const srcWord = mem.read32(src + ADDR_DOMID);
+  const dstWord = mem.read32(dst + ADDR_DOMID);
   return sendv(hv, d,
-    dv.getUint32(src + ADDR_APORT, true), dv.getUint16(src + ADDR_DOMID, true), dv.getUint16(src + ADDR_PAD, true),
-    dv.getUint32(dst + ADDR_APORT, true), dv.getUint16(dst + ADDR_DOMID, true), dv.getUint16(dst + ADDR_PAD, true),
+    mem.read32(src + ADDR_APORT), srcWord & 0xffff, srcWord >>> 16,
+    mem.read32(dst + ADDR_APORT), dstWord & 0xffff, dstWord >>> 16,
     s, niov, messageType);
 }
 

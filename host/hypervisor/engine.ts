@@ -6,14 +6,14 @@ import { instantiate } from "../wasm.ts";
 export interface ArgoEngine {
   /** ringbuf_payload_space: largest payload that fits now (rx_ptr sanitized). */
   argoPayloadSpace(ringGpa: number, ringLen: number, txPtr: number): number;
-  /** Size checks + message header at hdrGpa: 0, -EMSGSIZE or -EAGAIN. */
+  /** Size checks + message header at hdrGpa: the tx_ptr to publish after the payload, or -EMSGSIZE / -EAGAIN. */
   argoReserve(
     ringGpa: number, ringLen: number, txPtr: number, hdrGpa: number,
     len: number, srcAport: number, srcDomid: number, messageType: number,
   ): number;
-  /** Publishes tx_ptr after the payload; returns the new tx_ptr. */
-  argoPublish(ringGpa: number, ringLen: number, txPtr: number, len: number): number;
-  /** Guest side: consume one message (see assembly/argo/read.ts). */
+  /** Guest side: read (and optionally consume) one message into a list of {le32 gpa, le32 len} buffers. */
+  argoRecv(gfnList: number, ringLen: number, metaGpa: number, iovGpa: number, niov: number, skip: number, consume: number): number;
+  /** Guest side: consume one message into one buffer; uses metaGpa..metaGpa+24. */
   argoReadMessage(gfnList: number, ringLen: number, metaGpa: number, bufGpa: number, bufCap: number): number;
   argoPendingBytes(gfnList: number, ringLen: number): number;
 }

@@ -2,12 +2,17 @@
 // created once. The memory never grows (initial == maximum), so the views stay valid
 // and no copy path allocates a view per call.
 
+// Guest structs are little-endian (x86, Arm); the aligned fast paths read them through
+// host-endian typed arrays, so refuse to run where those differ.
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error("virtio-argo needs a little-endian host");
+
 /** Guest-physical memory of one domain and its cached views. */
 export class GuestMemory {
   readonly memory: WebAssembly.Memory;
   /** Size in bytes; every guest address is checked against it before use. */
   readonly size: number;
   readonly u8: Uint8Array;
+  readonly u32: Uint32Array;
   readonly f64: Float64Array;
   readonly dv: DataView;
   /** Node Buffer over the same bytes: Buffer#copy is a memcpy without a view per call. */
@@ -22,6 +27,7 @@ export class GuestMemory {
     const ab = this.memory.buffer;
     this.size = ab.byteLength;
     this.u8 = new Uint8Array(ab);
+    this.u32 = new Uint32Array(ab);
     this.f64 = new Float64Array(ab);
     this.dv = new DataView(ab);
     this.buf = Buffer.from(ab);
@@ -36,11 +42,16 @@ export class GuestMemory {
     return gpa >= 0 && len >= 0 && gpa + len <= this.size && Number.isInteger(gpa) && Number.isInteger(len);
   }
 
+  /** Little-endian u32 at a checked gpa; aligned reads (the common case) skip DataView. */
+  read32(gpa: number): number {
+    return (gpa & 3) === 0 ? this.u32[gpa >>> 2] : this.dv.getUint32(gpa, true);
+  }
+
   /** Reads a u64 guest value as a number, or -1 if it is 2^53 or more (never a valid gpa). */
   u64(gpa: number): number {
-    const hi = this.dv.getUint32(gpa + 4, true);
+    const hi = this.read32(gpa + 4);
     if (hi >= 0x200000) return -1;
-    return hi * 0x100000000 + this.dv.getUint32(gpa, true);
+    return hi * 0x100000000 + this.read32(gpa);
   }
 
   /** Fills [gpa, gpa + len) with zeroes; for the toolstack and tests. */

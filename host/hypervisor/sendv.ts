@@ -3,7 +3,7 @@
 // into the hypervisor's scratch (SendScratch) by the caller, so the guest cannot change
 // them during the send (no double fetch).
 import { ECONNREFUSED, EFAULT, EINVAL, EMSGSIZE, ENODEV, EPERM, ESRCH, EAGAIN } from "./errno.ts";
-import { DOMID_ANY, MAX_MESSAGE_SIZE, MAXIOV, MSG_HEADER_SIZE } from "./layout.ts";
+import { DOMID_ANY, MAX_MESSAGE_SIZE, MAXIOV, MSG_HEADER_SIZE, RING_TX_PTR } from "./layout.ts";
 import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { pendingRequeue } from "./pending.ts";
@@ -93,8 +93,8 @@ function ringbufInsert(
   const owner = ring.owner;
   const ringLen = ring.len;
   const tx = ring.txPtr;
-  const rc = owner.engine.argoReserve(ring.ringGpa, ringLen, tx, ring.dataGpa(tx), len, srcAport, src.domid, messageType);
-  if (rc < 0) return rc;
+  const nextTx = owner.engine.argoReserve(ring.ringGpa, ringLen, tx, ring.dataGpa(tx), len, srcAport, src.domid, messageType);
+  if (nextTx < 0) return nextTx;
 
   // The reserve proved 16 + roundup(len) < free space, so none of the writes below can
   // reach rx_ptr; each is split at the wrap so it stays inside [0, ringLen).
@@ -117,6 +117,8 @@ function ringbufInsert(
     off += n;
     if (off === ringLen) off = 0;
   }
-  ring.txPtr = owner.engine.argoPublish(ring.ringGpa, ringLen, tx, len);
+  // update_tx_ptr: publish last, so the receiver never sees a half-written message.
+  ring.txPtr = nextTx;
+  owner.mem.u32[(ring.ringGpa + RING_TX_PTR) >>> 2] = nextTx;
   return 0;
 }

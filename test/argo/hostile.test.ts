@@ -57,8 +57,8 @@ describe("hostile receiver", () => {
           if (n < 0) break;
           expect(n).toBeLessThan(256);
         }
-        // Allowed: the output buffer, rx_ptr and the 16-byte metadata block.
-        assertUnchangedOutside(before, mem, [[b.buf, b.buf + cap], [r.ringGpa, r.ringGpa + 4], [b.g.scratch + 320, b.g.scratch + 336]]);
+        // Allowed: the output buffer, rx_ptr and the 24-byte metadata block.
+        assertUnchangedOutside(before, mem, [[b.buf, b.buf + cap], [r.ringGpa, r.ringGpa + 4], [b.g.scratch + 320, b.g.scratch + 344]]);
       }),
       { numRuns: 300 },
     );

@@ -1,0 +1,51 @@
+// `npm run bench` / `virtio-argo bench`: every benchmark in one process, so that each
+// result sits beside its reference (memcpy, allow-all policy) measured in the same run.
+//   npm run bench -- [--quick] [--json FILE] [--out DIR]
+import { writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { cpus } from "node:os";
+import { runArgoBench, argoTable } from "./argo.ts";
+
+export interface BenchOptions {
+  quick: boolean;
+  json?: string;
+  out?: string;
+}
+
+export async function runBench(opts: BenchOptions): Promise<number> {
+  const started = new Date().toISOString();
+  const sections: string[] = [];
+  const results: Record<string, unknown> = {};
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+
+  log("argo one-way throughput vs memcpy ...");
+  const argo = await runArgoBench({ quick: opts.quick });
+  results.argo = argo;
+  sections.push("## Argo one-way (sendv + guest consume) vs memcpy\n\n" + argoTable(argo));
+
+  const doc = {
+    schema: "virtio-argo-bench/1",
+    started,
+    quick: opts.quick,
+    machine: { node: process.version, cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length },
+    results,
+  };
+  const md = `# virtio-argo benchmark (${opts.quick ? "quick" : "full"}, ${started})\n\n${sections.join("\n\n")}\n`;
+  console.log(md);
+  if (opts.json) writeFileSync(opts.json, JSON.stringify(doc, null, 2));
+  if (opts.out) {
+    mkdirSync(opts.out, { recursive: true });
+    writeFileSync(join(opts.out, "bench.md"), md);
+    writeFileSync(join(opts.out, "bench.json"), JSON.stringify(doc, null, 2));
+  }
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const val = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  runBench({ quick: args.includes("--quick"), json: val("--json"), out: val("--out") }).then((c) => process.exit(c));
+}

@@ -1,0 +1,68 @@
+// The `virtio-argo` command. Exit code 0 only on success; errors are one clear line
+// (policy errors carry file:line:col); usage errors exit 2.
+import { Command, CommanderError } from "commander";
+import { runDemo } from "./demo.ts";
+import { policyCheck, policyExplain } from "./policy.ts";
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command()
+    .name("virtio-argo")
+    .description("VirtIO over Argo: devices across domains with no shared memory, every copy checked by a MAC policy")
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command("demo")
+    .description("two domains exchange messages over Argo under the default policy (what `npm start` runs)")
+    .option("--policy <file>", "policy file to use instead of policies/default.yaml")
+    .action(async (opts: { policy?: string }) => {
+      code = await runDemo({ policyFile: opts.policy });
+    });
+
+  program
+    .command("bench")
+    .description("run the benchmarks (the same as `npm run bench`)")
+    .option("--quick", "short run (under a minute)")
+    .option("--json <file>", "write results as JSON")
+    .option("--out <dir>", "write the Markdown and HTML report into this directory")
+    .action(async (opts: { quick?: boolean; json?: string; out?: string }) => {
+      const { runBench } = await import("../../bench/main.ts");
+      code = await runBench({ quick: !!opts.quick, json: opts.json, out: opts.out });
+    });
+
+  const policy = program.command("policy").description("check and explain MAC policy files");
+  policy
+    .command("check")
+    .description("validate a policy file: exit 0, or print the first error as file:line:col")
+    .argument("<file>", "policy file (YAML, or Flask TE rules with .te)")
+    .action((file: string) => {
+      const r = policyCheck(file);
+      for (const line of r.out) (r.code === 0 ? console.log : console.error)(line);
+      code = r.code;
+    });
+  policy
+    .command("explain")
+    .description("say which rule allows a device pair, or why nothing does")
+    .argument("<file>", "policy file")
+    .requiredOption("--from <label>", "frontend domain label")
+    .requiredOption("--to <label>", "backend domain label")
+    .requiredOption("--device <type>", "virtio device type: blk, net, console, vsock, rng")
+    .action((file: string, opts: { from: string; to: string; device: string }) => {
+      const r = policyExplain(file, opts.from, opts.to, opts.device);
+      for (const line of r.out) console.log(line);
+      code = r.code;
+    });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with exitCode 0; usage errors are 2.
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    console.error(`virtio-argo: ${(e as Error).message}`);
+    return 1;
+  }
+  return code;
+}

@@ -1,0 +1,13 @@
+// Files shipped with the package, found relative to this module both from source
+// (host/cli/*.ts, two levels below the root) and from the bundle (dist/cli.js, one level).
+import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
+
+/** The example policy that the demo and the README use. */
+export function defaultPolicyPath(): string {
+  for (const rel of ["../../policies/default.yaml", "../policies/default.yaml"]) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error("policies/default.yaml not found next to the package");
+}

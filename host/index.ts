@@ -1,0 +1,10 @@
+// Package entry of virtio-argo (`import ... from "virtio-argo"`). Re-exports only.
+export { Hypervisor, type HypervisorOptions, type RingRevokedEvent } from "./hypervisor/hypervisor.ts";
+export { Domain, type DomainConfig } from "./hypervisor/domain.ts";
+export type { DomainArgo, ArgoAddr, RingSpec, Iov, NotifyQuery, NotifyResult } from "./hypervisor/argo-api.ts";
+export * as errno from "./hypervisor/errno.ts";
+export { errnoName } from "./hypervisor/errno.ts";
+export * as argoAbi from "./hypervisor/layout.ts";
+export { GuestArgo, type GuestRing, type MessageMeta } from "./guest/argo-driver.ts";
+export { GuestHeap } from "./guest/heap.ts";
+export * from "./mac/index.ts";

@@ -1,0 +1,135 @@
+// Wire formats of the VirtIO-Argo transport. Everything here travels inside Argo
+// messages; nothing carries a guest-physical address. Readers treat every field as
+// hostile: decoders return null for anything malformed instead of throwing.
+//
+// Argo message_type tells the planes apart:
+//   MSG_CONTROL  virtio-msg style control (8-byte header below)
+//   MSG_DATA     requests (frontend -> backend) and completions (backend -> frontend)
+//   MSG_BUS      device ready / removed on the well-known bus port
+//
+// Data header (24 bytes), then payload:
+//   +------+-------+-------+-----------+--------+-------+----------+----------+
+//   | kind | flags | queue | requestId | offset | total | writable | reserved |
+//   | u8   | u8    | le16  | le32      | le32   | le32  | le32     | le32     |
+//   +------+-------+-------+-----------+--------+-------+----------+----------+
+//   offset/total: where this fragment's payload sits in the request's readable
+//   stream (or in the completion's written stream); writable: the request's writable
+//   capacity (completion: the device's used length, which may exceed what was written
+//   only if the device lies, and is clamped by the frontend).
+//
+// Control header (8 bytes, virtio-msg): {u8 type, u8 msg_id, le16 dev_num, le16 token, le16 msg_size}
+
+export const MSG_CONTROL = 0x5649_4f43; // "VIOC"
+export const MSG_DATA = 0x5649_4f44; // "VIOD"
+export const MSG_BUS = 0x5649_4f42; // "VIOB"
+
+export const DATA_HEADER_SIZE = 24;
+export const KIND_REQUEST = 1;
+export const KIND_COMPLETION = 2;
+export const FLAG_FIRST = 1;
+export const FLAG_LAST = 2;
+/** Completion flag: the backend could not serve the request (frontend reports IOERR). */
+export const FLAG_ERROR = 4;
+
+export interface DataHeader {
+  kind: number;
+  flags: number;
+  queue: number;
+  requestId: number;
+  offset: number;
+  total: number;
+  writable: number;
+}
+
+export function encodeData(dv: DataView, at: number, h: DataHeader): void {
+  dv.setUint8(at, h.kind);
+  dv.setUint8(at + 1, h.flags);
+  dv.setUint16(at + 2, h.queue, true);
+  dv.setUint32(at + 4, h.requestId, true);
+  dv.setUint32(at + 8, h.offset, true);
+  dv.setUint32(at + 12, h.total, true);
+  dv.setUint32(at + 16, h.writable, true);
+  dv.setUint32(at + 20, 0, true);
+}
+
+/** Decodes into `out`; false if the message is too short or the header is malformed. */
+export function decodeData(dv: DataView, at: number, msgLen: number, out: DataHeader): boolean {
+  if (msgLen < DATA_HEADER_SIZE) return false;
+  out.kind = dv.getUint8(at);
+  out.flags = dv.getUint8(at + 1);
+  out.queue = dv.getUint16(at + 2, true);
+  out.requestId = dv.getUint32(at + 4, true);
+  out.offset = dv.getUint32(at + 8, true);
+  out.total = dv.getUint32(at + 12, true);
+  out.writable = dv.getUint32(at + 16, true);
+  if (out.kind !== KIND_REQUEST && out.kind !== KIND_COMPLETION) return false;
+  if ((out.flags & ~(FLAG_FIRST | FLAG_LAST | FLAG_ERROR)) !== 0) return false;
+  if (dv.getUint32(at + 20, true) !== 0) return false; // reserved must be zero
+  // The fragment must lie inside its stream: offset + payload <= total (no wrap in doubles).
+  if (out.offset + (msgLen - DATA_HEADER_SIZE) > out.total) return false;
+  return true;
+}
+
+// --- control plane (virtio-msg) -------------------------------------------------
+
+export const CONTROL_HEADER_SIZE = 8;
+export const CTRL_REQUEST = 0;
+export const CTRL_RESPONSE = 1;
+export const CTRL_EVENT = 2;
+
+/** virtio-msg message ids (names from the virtio-msg proposal). */
+export const enum Ctrl {
+  ERROR = 0x01,
+  GET_DEVICE_INFO = 0x02,
+  GET_DEVICE_FEATURES = 0x03,
+  SET_DRIVER_FEATURES = 0x04,
+  GET_CONFIG = 0x05,
+  SET_CONFIG = 0x06,
+  GET_DEVICE_STATUS = 0x07,
+  SET_DEVICE_STATUS = 0x08,
+  GET_VQUEUE = 0x09,
+  SET_VQUEUE = 0x0a,
+  RESET_VQUEUE = 0x0b,
+  EVENT_CONFIG = 0x40,
+  EVENT_USED = 0x42,
+}
+
+/** Largest control payload either side accepts (config space is small). */
+export const MAX_CONTROL_PAYLOAD = 256;
+
+export interface ControlHeader {
+  type: number;
+  msgId: number;
+  devNum: number;
+  token: number;
+  msgSize: number;
+}
+
+export function encodeControl(dv: DataView, at: number, h: ControlHeader): void {
+  dv.setUint8(at, h.type);
+  dv.setUint8(at + 1, h.msgId);
+  dv.setUint16(at + 2, h.devNum, true);
+  dv.setUint16(at + 4, h.token, true);
+  dv.setUint16(at + 6, h.msgSize, true);
+}
+
+export function decodeControl(dv: DataView, at: number, msgLen: number, out: ControlHeader): boolean {
+  if (msgLen < CONTROL_HEADER_SIZE || msgLen > CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD) return false;
+  out.type = dv.getUint8(at);
+  out.msgId = dv.getUint8(at + 1);
+  out.devNum = dv.getUint16(at + 2, true);
+  out.token = dv.getUint16(at + 4, true);
+  out.msgSize = dv.getUint16(at + 6, true);
+  if (out.type > CTRL_EVENT) return false;
+  // msg_size counts the whole message; it must match what Argo delivered.
+  return out.msgSize === msgLen;
+}
+
+// --- bus (hotplug) --------------------------------------------------------------
+
+/** The well-known Argo port on which a guest's transport listens for bus messages. */
+export const BUS_PORT = 0xb0500;
+export const BUS_DEVICE_READY = 1;
+export const BUS_DEVICE_REMOVED = 2;
+/** {u32 event, then one device table entry (ENTRY_SIZE bytes)}. */
+export const BUS_MESSAGE_SIZE = 4 + 28;
