@@ -1,0 +1,349 @@
+// Backend half of the VirtIO-Argo transport: code that runs in the backend domain, over
+// its memory only. It reads requests and control messages from its Argo ring, rebuilds
+// each request as an ordinary chain on a shadow virtqueue in its own memory for an
+// unmodified device model, and sends completions back as Argo messages. Nothing the
+// frontend sends is ever used as an address: request ids index a table, offsets and
+// lengths are checked against buffers this side allocated.
+//
+// Copies per request (frontend -> backend): the hypervisor copies the driver's readable
+// buffers into this ring (1); this side copies them out of the ring into the shadow
+// buffer (2, within its own memory), so ring space is freed at once and device models
+// may complete out of order. Completions: hypervisor copy into the frontend's ring,
+// then the frontend's copy into the driver's buffers.
+import type { GuestArgo, GuestRing } from "../guest/argo-driver.ts";
+import { GuestHeap } from "../guest/heap.ts";
+import { READ_EMPTY } from "../hypervisor/engine.ts";
+import { EAGAIN } from "../hypervisor/errno.ts";
+import { MSG_HEADER_SIZE, MSG_SLOT_SIZE } from "../hypervisor/layout.ts";
+import type { DeviceEntry } from "./enumeration.ts";
+import {
+  CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,
+  FLAG_LAST, KIND_COMPLETION, KIND_REQUEST, MSG_CONTROL, MSG_DATA, decodeControl, decodeData, encodeControl,
+  encodeData, type ControlHeader, type DataHeader,
+} from "./wire.ts";
+import { ControlEndpoint } from "./control.ts";
+import type { VirtioDeviceModel, DeviceEnv } from "../devices/types.ts";
+import { ShadowQueue, type QueueFactory } from "./shadow.ts";
+
+export interface ArgoBackendConfig {
+  /** The backend domain's Argo driver (shared by all devices it serves). */
+  argo: GuestArgo;
+  /** Allocator of the backend domain's memory. */
+  heap: GuestHeap;
+  entry: DeviceEntry;
+  frontendDomid: number;
+  model: VirtioDeviceModel;
+  queues: QueueFactory;
+  /** Device-level policy denials go to the audit log through this. */
+  deny(perm: string, detail: string): void;
+  /** Largest readable or writable part of one request (default 1 MiB + 4 KiB). */
+  maxRequestBytes?: number;
+}
+
+/** A request being reassembled or served. */
+interface Pending {
+  id: number;
+  queue: number;
+  total: number;
+  writable: number;
+  received: number;
+  gpa: number;
+  bytes: number;
+  head: number;
+}
+
+/** A completion (or its remaining fragments) waiting for ring space at the frontend. */
+interface Outgoing {
+  req: Pending;
+  written: number;
+  offset: number;
+  error: boolean;
+}
+
+/** Work per VIRQ is bounded; the rest runs in a later microtask so one guest cannot starve others. */
+const DRAIN_BUDGET = 256;
+
+export class ArgoBackend {
+  readonly entry: DeviceEntry;
+  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, bytesIn: 0, bytesOut: 0, eagain: 0 };
+  private readonly cfg: ArgoBackendConfig;
+  private ring: GuestRing | null = null;
+  private readonly maxRequest: number;
+  /** Largest payload of one message to the frontend's ring (its max message size). */
+  private readonly maxPayload: number;
+  private readonly scratch: number;
+  private readonly dv: DataView;
+  private readonly hdr: DataHeader = { kind: 0, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
+  private readonly ctrlHdr: ControlHeader = { type: 0, msgId: 0, devNum: 0, token: 0, msgSize: 0 };
+  private readonly pending = new Map<number, Pending>();
+  private readonly byHead: Array<Map<number, Pending>> = [];
+  private readonly outgoing: Outgoing[] = [];
+  private shadows: ShadowQueue[] = [];
+  private readonly control: ControlEndpoint;
+  private draining = false;
+  private stopped = false;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(cfg: ArgoBackendConfig) {
+    this.cfg = cfg;
+    this.entry = cfg.entry;
+    this.maxRequest = cfg.maxRequestBytes ?? (1 << 20) + 4096;
+    this.maxPayload = cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE - DATA_HEADER_SIZE;
+    this.scratch = cfg.heap.allocPages(1);
+    this.dv = new DataView(cfg.argo.domain.memory.buffer);
+    this.control = new ControlEndpoint(cfg.model, {
+      activate: (sizes, features) => this.activate(sizes, features),
+      reset: () => this.resetDevice(),
+    });
+  }
+
+  /** Registers the request ring (single partner: the frontend) and starts serving. Returns 0 or a negative errno. */
+  start(): number {
+    const r = this.cfg.argo.registerRing(this.entry.backendPort, this.cfg.frontendDomid, this.entry.ringLen);
+    if (typeof r === "number") return r;
+    this.ring = r;
+    this.unsubscribe = this.cfg.argo.domain.onVirq(() => this.drain());
+    this.drain();
+    return 0;
+  }
+
+  /** Stops serving: unregisters the ring, fails what is in flight. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe?.();
+    if (this.ring) this.cfg.argo.unregisterRing(this.entry.backendPort, this.cfg.frontendDomid);
+    this.cfg.model.reset();
+    this.pending.clear();
+    this.outgoing.length = 0;
+  }
+
+  /** Sends an EVENT_CONFIG to the frontend (config space changed). */
+  configChanged(): void {
+    this.sendControl(CTRL_EVENT, Ctrl.EVENT_CONFIG, 0, new Uint8Array(0));
+  }
+
+  // --- receive path -------------------------------------------------------------
+
+  private drain(): void {
+    if (this.draining || this.stopped || !this.ring) return;
+    this.draining = true;
+    try {
+      this.flushOutgoing();
+      let budget = DRAIN_BUDGET;
+      while (budget-- > 0 && !this.stopped) {
+        if (!this.readOne()) break;
+      }
+      if (budget < 0) queueMicrotask(() => this.drain());
+      // Senders waiting for space on our ring may go on now.
+      this.cfg.argo.notify();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Handles one message; false when the ring is empty (or unusable). */
+  private readOne(): boolean {
+    const ring = this.ring!;
+    const argo = this.cfg.argo;
+    // Peek at the first bytes (transport header) without consuming.
+    const iov = this.scratch;
+    this.dv.setUint32(iov, this.scratch + 64, true);
+    this.dv.setUint32(iov + 4, CONTROL_HEADER_SIZE + 256, true);
+    const n = argo.recv(ring, iov, 1, 0, false);
+    if (n === READ_EMPTY) return false;
+    if (n < 0) {
+      // Our own ring is corrupt (only the hypervisor and we write it): count and stop reading.
+      this.stats.protocolErrors++;
+      return false;
+    }
+    const type = argo.meta.messageType;
+    if (argo.meta.srcDomid !== this.cfg.frontendDomid) {
+      this.consume();
+      this.stats.protocolErrors++;
+      return true;
+    }
+    if (type === MSG_CONTROL) {
+      this.consume();
+      this.onControl(n);
+    } else if (type === MSG_DATA && decodeData(this.dv, this.scratch + 64, n, this.hdr) && this.hdr.kind === KIND_REQUEST) {
+      this.onRequestFragment(n);
+    } else {
+      this.consume();
+      this.stats.protocolErrors++;
+    }
+    return true;
+  }
+
+  private consume(): void {
+    this.cfg.argo.recv(this.ring!, this.scratch, 0, 0, true);
+  }
+
+  private onControl(n: number): void {
+    const at = this.scratch + 64;
+    if (!decodeControl(this.dv, at, n, this.ctrlHdr) || this.ctrlHdr.type !== CTRL_REQUEST || this.ctrlHdr.devNum !== this.entry.devNum) {
+      this.stats.protocolErrors++;
+      return;
+    }
+    const payload = new Uint8Array(this.dv.buffer, at + CONTROL_HEADER_SIZE, n - CONTROL_HEADER_SIZE);
+    const reply = this.control.handle(this.ctrlHdr.msgId, payload);
+    this.sendControl(CTRL_RESPONSE, reply.error ? Ctrl.ERROR : this.ctrlHdr.msgId, this.ctrlHdr.token, reply.data);
+  }
+
+  private onRequestFragment(n: number): void {
+    const h = this.hdr;
+    const fragLen = n - DATA_HEADER_SIZE;
+    let req = this.pending.get(h.requestId);
+    if (h.flags & FLAG_FIRST) {
+      if (req || h.offset !== 0 || h.queue >= this.shadows.length || h.total > this.maxRequest || h.writable > this.maxRequest) {
+        // A reused id, a queue that is not set up, or a request larger than we serve:
+        // fail it back rather than guess.
+        this.consume();
+        this.stats.protocolErrors++;
+        this.failEarly(h.requestId, h.queue);
+        return;
+      }
+      const bytes = Math.max(1, h.total + h.writable);
+      req = { id: h.requestId, queue: h.queue, total: h.total, writable: h.writable, received: 0, gpa: this.cfg.heap.alloc(bytes), bytes, head: -1 };
+      this.pending.set(h.requestId, req);
+    }
+    // Fragments arrive in order (Argo keeps order per ring): anything else is a protocol error.
+    if (!req || req.head >= 0 || h.offset !== req.received || h.total !== req.total || h.queue !== req.queue) {
+      this.consume();
+      this.stats.protocolErrors++;
+      if (req) this.complete(req, 0, true);
+      return;
+    }
+    // Copy the fragment's payload out of the ring into the shadow buffer at its offset:
+    // offset + fragLen <= total was checked by decodeData, and total bytes were allocated.
+    this.dv.setUint32(this.scratch, req.gpa + h.offset, true);
+    this.dv.setUint32(this.scratch + 4, fragLen, true);
+    this.cfg.argo.recv(this.ring!, this.scratch, 1, DATA_HEADER_SIZE, true);
+    req.received += fragLen;
+    this.stats.bytesIn += fragLen;
+    if (!(h.flags & FLAG_LAST)) return;
+    if (req.received !== req.total) {
+      this.stats.protocolErrors++;
+      this.complete(req, 0, true);
+      return;
+    }
+    this.stats.requests++;
+    this.submit(req);
+  }
+
+  /** Puts a complete request on its shadow queue for the device model. */
+  private submit(req: Pending): void {
+    const q = this.shadows[req.queue];
+    const head = q.add(req.gpa, req.total, req.gpa + req.total, req.writable);
+    if (head < 0) {
+      q.backlog.push(req);
+      return;
+    }
+    req.head = head;
+    this.headMap(req.queue).set(head, req);
+    this.cfg.model.queueNotify(req.queue);
+  }
+
+  private headMap(queue: number): Map<number, Pending> {
+    let m = this.byHead[queue];
+    if (!m) this.byHead[queue] = m = new Map();
+    return m;
+  }
+
+  /** The device model pushed used buffers on `queue`: turn them into completions. */
+  private onShadowUsed(queue: number): void {
+    const q = this.shadows[queue];
+    const heads = this.headMap(queue);
+    q.reclaim((head, written) => {
+      const req = heads.get(head);
+      if (!req) return; // a head we never added: the model is buggy; nothing to complete
+      heads.delete(head);
+      this.complete(req, Math.min(written, req.writable), false);
+    });
+    // Freed descriptors: submit what waited.
+    while (q.backlog.length && q.freeDescriptors >= 2) this.submit(q.backlog.shift()!);
+  }
+
+  private failEarly(requestId: number, queue: number): void {
+    const req: Pending = { id: requestId, queue, total: 0, writable: 0, received: 0, gpa: -1, bytes: 0, head: -1 };
+    this.outgoing.push({ req, written: 0, offset: 0, error: true });
+    this.flushOutgoing();
+  }
+
+  private complete(req: Pending, written: number, error: boolean): void {
+    this.pending.delete(req.id);
+    this.stats.completions++;
+    this.outgoing.push({ req, written, offset: 0, error });
+    this.flushOutgoing();
+  }
+
+  // --- send path ----------------------------------------------------------------
+
+  /** Sends queued completions in order until the frontend's ring is full. */
+  private flushOutgoing(): void {
+    while (this.outgoing.length && !this.stopped) {
+      const o = this.outgoing[0];
+      const rc = this.sendCompletionFragment(o);
+      if (rc === -EAGAIN) {
+        this.stats.eagain++;
+        return; // the hypervisor queued us; its VIRQ brings us back to drain()
+      }
+      if (rc < 0 || o.offset >= o.written) {
+        this.outgoing.shift();
+        if (o.req.gpa >= 0) this.cfg.heap.freePagesAt(o.req.gpa, Math.ceil(o.req.bytes / 4096));
+      }
+    }
+  }
+
+  private sendCompletionFragment(o: Outgoing): number {
+    const chunk = Math.min(this.maxPayload, o.written - o.offset);
+    const first = o.offset === 0;
+    const last = o.offset + chunk >= o.written;
+    const hdrAt = this.scratch + 512;
+    encodeData(this.dv, hdrAt, {
+      kind: KIND_COMPLETION, flags: (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0) | (o.error ? FLAG_ERROR : 0),
+      queue: o.req.queue, requestId: o.req.id, offset: o.offset, total: o.written, writable: o.written,
+    });
+    const iovs: Array<[number, number]> = [[hdrAt, DATA_HEADER_SIZE]];
+    if (chunk > 0) iovs.push([o.req.gpa + o.req.total + o.offset, chunk]);
+    const rc = this.cfg.argo.sendIovs(this.cfg.frontendDomid, this.entry.frontendPort, iovs, MSG_DATA, this.entry.backendPort);
+    if (rc >= 0) {
+      o.offset += chunk;
+      this.stats.bytesOut += chunk;
+      if (chunk === 0) o.offset = o.written; // an empty completion is one message
+    }
+    return rc;
+  }
+
+  private sendControl(type: number, msgId: number, token: number, data: Uint8Array): void {
+    const at = this.scratch + 1024;
+    const size = CONTROL_HEADER_SIZE + data.length;
+    encodeControl(this.dv, at, { type, msgId, devNum: this.entry.devNum, token, msgSize: size });
+    new Uint8Array(this.dv.buffer, at + CONTROL_HEADER_SIZE, data.length).set(data);
+    // Control replies are small; a full ring means the frontend is not reading: drop with a count.
+    const rc = this.cfg.argo.send(this.cfg.frontendDomid, this.entry.frontendPort, at, size, MSG_CONTROL, this.entry.backendPort);
+    if (rc < 0) this.stats.protocolErrors++;
+  }
+
+  // --- device life cycle --------------------------------------------------------
+
+  private activate(sizes: readonly number[], features: bigint): void {
+    this.shadows = sizes.map((size, i) => this.cfg.queues.shadow(size, () => this.onShadowUsed(i)));
+    const env: DeviceEnv = {
+      queues: this.shadows.map((s) => s.deviceQueue),
+      features,
+      configChanged: () => this.configChanged(),
+      deny: (perm, detail) => this.cfg.deny(perm, detail),
+    };
+    this.cfg.model.activate(env);
+  }
+
+  private resetDevice(): void {
+    this.cfg.model.reset();
+    for (const req of this.pending.values()) this.outgoing.push({ req, written: 0, offset: 0, error: true });
+    this.pending.clear();
+    this.byHead.length = 0;
+    this.shadows = [];
+    this.flushOutgoing();
+  }
+}

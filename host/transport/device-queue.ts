@@ -1,0 +1,101 @@
+// DeviceQueue and DeviceChain for device models, over the device side of a vring in
+// the memory the model may access (its own for argo's shadow queues; the guest's for
+// the sharing transports). Chains are byte streams: models never see descriptors.
+import type { DeviceChain, DeviceQueue } from "../devices/types.ts";
+import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
+
+/** A popped chain as a readable and a writable byte stream over `mem`. */
+export class BufferChain implements DeviceChain {
+  readonly buffers: ChainBuffers;
+  private readonly mem: Uint8Array;
+
+  constructor(mem: Uint8Array, maxBuffers: number) {
+    this.mem = mem;
+    this.buffers = new ChainBuffers(maxBuffers);
+  }
+
+  get head(): number {
+    return this.buffers.head;
+  }
+
+  get readableLength(): number {
+    return this.buffers.readableBytes;
+  }
+
+  get writableLength(): number {
+    return this.buffers.writableBytes;
+  }
+
+  read(offset: number, dst: Uint8Array): number {
+    return this.walk(offset, dst, false);
+  }
+
+  write(offset: number, src: Uint8Array): number {
+    return this.walk(offset, src, true);
+  }
+
+  /**
+   * Copies between `bytes` and the readable (or writable) buffers starting at stream
+   * `offset`. Every buffer was bounds-checked against memory when the chain was popped,
+   * so the copies stay inside it; the loop ends after at most `count` buffers.
+   */
+  private walk(offset: number, bytes: Uint8Array, writable: boolean): number {
+    const b = this.buffers;
+    let skip = offset;
+    let done = 0;
+    for (let i = 0; i < b.count && done < bytes.length; i++) {
+      if ((b.writable[i] === 1) !== writable) continue;
+      const len = b.len[i];
+      if (skip >= len) { skip -= len; continue; }
+      const n = Math.min(len - skip, bytes.length - done);
+      const at = b.gpa[i] + skip;
+      if (writable) this.mem.set(bytes.subarray(done, done + n), at);
+      else bytes.set(this.mem.subarray(at, at + n), done);
+      done += n;
+      skip = 0;
+    }
+    return done;
+  }
+}
+
+/** A DeviceQueue over a DeviceSide; `interrupt` delivers the used-buffer notification. */
+export class SideDeviceQueue implements DeviceQueue {
+  private readonly side: DeviceSide;
+  private readonly mem: Uint8Array;
+  private readonly interrupt: () => void;
+  /** Chains handed out and not yet pushed, reused once pushed (no allocation per request). */
+  private readonly spare: BufferChain[] = [];
+
+  constructor(side: DeviceSide, mem: Uint8Array, interrupt: () => void) {
+    this.side = side;
+    this.mem = mem;
+    this.interrupt = interrupt;
+  }
+
+  get size(): number {
+    return this.side.size;
+  }
+
+  get error(): string | null {
+    return this.side.error;
+  }
+
+  pop(): DeviceChain | null {
+    const chain = this.spare.pop() ?? new BufferChain(this.mem, this.side.size);
+    const rc = this.side.pop(chain.buffers);
+    if (rc === 1) return chain;
+    this.spare.push(chain);
+    return null;
+  }
+
+  push(chain: DeviceChain, written: number): void {
+    const c = chain as BufferChain;
+    const w = Math.max(0, Math.min(written, c.writableLength));
+    this.side.push(c.head, w);
+    this.spare.push(c);
+  }
+
+  notifyDriver(): void {
+    if (this.side.needsInterrupt()) this.interrupt();
+  }
+}

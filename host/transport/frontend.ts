@@ -1,0 +1,484 @@
+// Frontend half of the VirtIO-Argo transport: guest code, over the guest's memory only.
+// To the guest's drivers it is the device side of their own vrings (GuestVirtioDevice).
+// On a kick it pops each available chain and sends its readable buffers as Argo
+// messages whose iovs point straight at the driver's buffers (no staging copy): the
+// hypervisor copies them once into the backend's ring. Completions come back into this
+// guest's ring and are copied into the chain's writable buffers before the used ring
+// is written. A backend is another domain and is not trusted: every completion is
+// checked against what this side recorded for the request.
+import type { GuestArgo, GuestRing } from "../guest/argo-driver.ts";
+import type { GuestHeap } from "../guest/heap.ts";
+import { READ_EMPTY } from "../hypervisor/engine.ts";
+import { EAGAIN } from "../hypervisor/errno.ts";
+import { MSG_HEADER_SIZE, MSG_SLOT_SIZE, MAXIOV, RING_EXISTS } from "../hypervisor/layout.ts";
+import {
+  STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_VERSION_1,
+  type DriverQueue, type GuestVirtioDevice, type UsedHandler,
+} from "../devices/types.ts";
+import type { DeviceEntry } from "./enumeration.ts";
+import {
+  CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,
+  FLAG_LAST, KIND_COMPLETION, KIND_REQUEST, MAX_CONTROL_PAYLOAD, MSG_CONTROL, MSG_DATA, decodeControl,
+  decodeData, encodeControl, encodeData, type ControlHeader, type DataHeader,
+} from "./wire.ts";
+import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
+import { GuestDriverQueue } from "./guest-queue.ts";
+import type { QueueFactory } from "./shadow.ts";
+
+export interface ArgoFrontendConfig {
+  argo: GuestArgo;
+  heap: GuestHeap;
+  entry: DeviceEntry;
+  queues: QueueFactory;
+  /** Ring feature bits this transport implements on the guest's vrings. */
+  ringFeatures?: bigint;
+}
+
+/** A request popped from a guest vring, being sent or waiting for its completion. */
+interface InFlight {
+  id: number;
+  queue: number;
+  head: number;
+  /** Readable pieces still to send: [gpa, len] pairs, consumed as fragments go out. */
+  rGpa: number[];
+  rLen: number[];
+  rIndex: number;
+  readableTotal: number;
+  sentBytes: number;
+  /** Writable pieces of the chain, where the completion's bytes go. */
+  wGpa: number[];
+  wLen: number[];
+  capacity: number;
+  received: number;
+  completionTotal: number;
+}
+
+interface QueueState {
+  device: DeviceSide;
+  driver: GuestDriverQueue;
+}
+
+interface PendingCall {
+  resolve(data: Uint8Array): void;
+  reject(e: Error): void;
+}
+
+/** Raised by control operations when the device is gone or the backend refused. */
+export class TransportError extends Error {}
+
+const DRAIN_BUDGET = 256;
+
+export class ArgoFrontend implements GuestVirtioDevice {
+  readonly entry: DeviceEntry;
+  readonly virtioId: number;
+  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, failed: 0, eagain: 0, bytesOut: 0, bytesIn: 0 };
+  private readonly cfg: ArgoFrontendConfig;
+  private ring: GuestRing | null = null;
+  private readonly scratch: number;
+  private readonly dv: DataView;
+  private readonly maxPayload: number;
+  private readonly hdr: DataHeader = { kind: 0, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
+  private readonly ctrl: ControlHeader = { type: 0, msgId: 0, devNum: 0, token: 0, msgSize: 0 };
+  private readonly queues: QueueState[] = [];
+  private readonly inflight = new Map<number, InFlight>();
+  /** Requests whose fragments are not all sent yet (the backend's ring was full). */
+  private readonly sendQueue: InFlight[] = [];
+  private readonly calls = new Map<number, PendingCall>();
+  private readonly configListeners: Array<() => void> = [];
+  private readonly chain: ChainBuffers;
+  private nextToken = 1;
+  private generation = 1;
+  private status = 0;
+  private draining = false;
+  private isGone = false;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(cfg: ArgoFrontendConfig) {
+    this.cfg = cfg;
+    this.entry = cfg.entry;
+    this.virtioId = cfg.entry.virtioType;
+    this.scratch = cfg.heap.allocPages(4); // headers, control messages and iov lists
+    this.dv = new DataView(cfg.argo.domain.memory.buffer);
+    this.maxPayload = cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE - DATA_HEADER_SIZE;
+    this.chain = new ChainBuffers(1024);
+  }
+
+  get memory(): WebAssembly.Memory {
+    return this.cfg.argo.domain.memory;
+  }
+
+  get gone(): boolean {
+    return this.isGone;
+  }
+
+  alloc(bytes: number): number {
+    return this.cfg.heap.alloc(bytes);
+  }
+
+  free(gpa: number, bytes: number): void {
+    this.cfg.heap.freePagesAt(gpa, Math.max(1, Math.ceil(bytes / 4096)));
+  }
+
+  /** Registers this guest's ring for the backend's replies. Returns 0 or a negative errno. */
+  start(): number {
+    const r = this.cfg.argo.registerRing(this.entry.frontendPort, this.entry.backendDomid, this.entry.ringLen);
+    if (typeof r === "number") return r;
+    this.ring = r;
+    this.unsubscribe = this.cfg.argo.domain.onVirq(() => this.drain());
+    return 0;
+  }
+
+  /** Detaches: fails everything in flight, unregisters the ring. */
+  stop(): void {
+    this.markGone("transport stopped");
+    this.unsubscribe?.();
+    if (this.ring) this.cfg.argo.unregisterRing(this.entry.frontendPort, this.entry.backendDomid);
+    this.ring = null;
+  }
+
+  // --- control plane ------------------------------------------------------------
+
+  private call(msgId: number, payload: Uint8Array): Promise<Uint8Array> {
+    if (this.isGone) return Promise.reject(new TransportError(`device ${this.entry.devNum} is gone`));
+    if (payload.length > MAX_CONTROL_PAYLOAD) return Promise.reject(new RangeError("control payload too large"));
+    const token = this.nextToken++ & 0xffff || (this.nextToken++ & 0xffff);
+    const at = this.scratch;
+    const size = CONTROL_HEADER_SIZE + payload.length;
+    encodeControl(this.dv, at, { type: CTRL_REQUEST, msgId, devNum: this.entry.devNum, token, msgSize: size });
+    new Uint8Array(this.dv.buffer, at + CONTROL_HEADER_SIZE, payload.length).set(payload);
+    const rc = this.cfg.argo.send(this.entry.backendDomid, this.entry.backendPort, at, size, MSG_CONTROL, this.entry.frontendPort);
+    if (rc < 0) {
+      if (rc !== -EAGAIN) this.markGone(`backend unreachable (${rc})`);
+      return Promise.reject(new TransportError(`control message ${msgId} not sent: ${rc}`));
+    }
+    return new Promise((resolve, reject) => this.calls.set(token, { resolve, reject }));
+  }
+
+  private static words(...v: number[]): Uint8Array {
+    const out = new Uint8Array(v.length * 4);
+    const dv = new DataView(out.buffer);
+    v.forEach((x, i) => dv.setUint32(i * 4, x >>> 0, true));
+    return out;
+  }
+
+  private async setStatus(value: number): Promise<number> {
+    const r = await this.call(Ctrl.SET_DEVICE_STATUS, ArgoFrontend.words(value));
+    this.status = new DataView(r.buffer, r.byteOffset).getUint32(0, true);
+    return this.status;
+  }
+
+  async deviceInfo(): Promise<{ virtioId: number; vendorId: number; configSize: number; numQueues: number; maxQueueSize: number }> {
+    const r = await this.call(Ctrl.GET_DEVICE_INFO, new Uint8Array(0));
+    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
+    return { virtioId: dv.getUint32(0, true), vendorId: dv.getUint32(4, true), configSize: dv.getUint32(12, true), numQueues: dv.getUint32(16, true), maxQueueSize: dv.getUint32(20, true) };
+  }
+
+  async negotiate(wanted: bigint): Promise<bigint> {
+    await this.reset();
+    await this.setStatus(STATUS_ACKNOWLEDGE);
+    await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    const r = await this.call(Ctrl.GET_DEVICE_FEATURES, ArgoFrontend.words(0, 2));
+    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
+    const offered = BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n);
+    // Ring features are between the guest driver and this transport (its own vrings).
+    const ring = this.cfg.ringFeatures ?? 0n;
+    const accepted = (offered | ring) & (wanted | VIRTIO_F_VERSION_1);
+    const toDevice = accepted & ~ring;
+    await this.call(Ctrl.SET_DRIVER_FEATURES, ArgoFrontend.words(0, 2, Number(toDevice & 0xffffffffn), Number(toDevice >> 32n)));
+    const s = await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+    if (!(s & STATUS_FEATURES_OK)) throw new TransportError("device refused the features (FEATURES_OK not set)");
+    return accepted;
+  }
+
+  async readConfig(offset: number, length: number): Promise<Uint8Array> {
+    const r = await this.call(Ctrl.GET_CONFIG, ArgoFrontend.words(offset, length));
+    return r.slice(4);
+  }
+
+  async writeConfig(offset: number, data: Uint8Array): Promise<void> {
+    const p = new Uint8Array(8 + data.length);
+    p.set(ArgoFrontend.words(offset, data.length));
+    p.set(data, 8);
+    await this.call(Ctrl.SET_CONFIG, p);
+  }
+
+  async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
+    await this.call(Ctrl.SET_VQUEUE, ArgoFrontend.words(index, size));
+    const pair = this.cfg.queues.guestPair(size);
+    const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));
+    this.queues[index] = { device: pair.device, driver };
+    return driver;
+  }
+
+  async driverOk(): Promise<void> {
+    const s = await this.setStatus(this.status | STATUS_DRIVER_OK);
+    if (!(s & STATUS_DRIVER_OK)) throw new TransportError("device refused DRIVER_OK");
+  }
+
+  async reset(): Promise<void> {
+    this.failInflight();
+    this.generation = (this.generation + 1) & 0xffff;
+    await this.setStatus(0);
+  }
+
+  onConfigChange(cb: () => void): void {
+    this.configListeners.push(cb);
+  }
+
+  // --- data plane: requests out -------------------------------------------------
+
+  /** The guest driver notified queue `q`: send every available chain. */
+  kick(q: number): void {
+    const state = this.queues[q];
+    if (!state) return;
+    const chain = this.chain;
+    for (let budget = state.device.size; budget > 0; budget--) {
+      const rc = state.device.pop(chain);
+      if (rc === 0) break;
+      if (rc < 0) {
+        // The driver corrupted its own ring: NEEDS_RESET for this queue, nothing is sent.
+        this.stats.protocolErrors++;
+        break;
+      }
+      const req = this.track(q, chain);
+      if (this.isGone) {
+        this.finish(req, 0, true);
+        continue;
+      }
+      this.sendQueue.push(req);
+    }
+    this.pump();
+  }
+
+  private track(q: number, c: ChainBuffers): InFlight {
+    const req: InFlight = {
+      id: ((this.generation << 16) | c.head) >>> 0, queue: q, head: c.head,
+      rGpa: [], rLen: [], rIndex: 0, readableTotal: c.readableBytes, sentBytes: 0,
+      wGpa: [], wLen: [], capacity: c.writableBytes, received: 0, completionTotal: 0,
+    };
+    for (let i = 0; i < c.count; i++) {
+      if (c.len[i] === 0) continue;
+      if (c.writable[i]) { req.wGpa.push(c.gpa[i]); req.wLen.push(c.len[i]); }
+      else { req.rGpa.push(c.gpa[i]); req.rLen.push(c.len[i]); }
+    }
+    this.inflight.set(req.id, req);
+    this.stats.requests++;
+    return req;
+  }
+
+  /** Sends queued fragments in order until done or the backend's ring is full. */
+  private pump(): void {
+    while (this.sendQueue.length && !this.isGone) {
+      const req = this.sendQueue[0];
+      const rc = this.sendFragment(req);
+      if (rc === -EAGAIN) {
+        this.stats.eagain++;
+        return; // the hypervisor queued a space notification; VIRQ brings us back
+      }
+      if (rc < 0) {
+        this.sendQueue.shift();
+        this.finish(req, 0, true);
+        this.markGone(`backend unreachable (${rc})`);
+        return;
+      }
+      if (req.sentBytes >= req.readableTotal && req.rIndex >= req.rGpa.length) this.sendQueue.shift();
+    }
+  }
+
+  /** One message: header + up to 7 readable pieces, at most maxPayload bytes. */
+  private sendFragment(req: InFlight): number {
+    const hdrAt = this.scratch + 512;
+    let n = 1;
+    let bytes = 0;
+    let idx = req.rIndex;
+    let inPiece = req.sentBytes - this.piecesBefore(req, idx);
+    const iovs: Array<[number, number]> = [[hdrAt, DATA_HEADER_SIZE]];
+    while (idx < req.rGpa.length && n < MAXIOV && bytes < this.maxPayload) {
+      const take = Math.min(req.rLen[idx] - inPiece, this.maxPayload - bytes);
+      iovs.push([req.rGpa[idx] + inPiece, take]);
+      bytes += take;
+      n++;
+      if (inPiece + take === req.rLen[idx]) { idx++; inPiece = 0; } else inPiece += take;
+    }
+    const first = req.sentBytes === 0;
+    const last = req.sentBytes + bytes >= req.readableTotal;
+    encodeData(this.dv, hdrAt, {
+      kind: KIND_REQUEST, flags: (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0), queue: req.queue,
+      requestId: req.id, offset: req.sentBytes, total: req.readableTotal, writable: req.capacity,
+    });
+    const rc = this.cfg.argo.sendIovs(this.entry.backendDomid, this.entry.backendPort, iovs, MSG_DATA, this.entry.frontendPort);
+    if (rc >= 0) {
+      req.sentBytes += bytes;
+      req.rIndex = idx;
+      this.stats.bytesOut += bytes;
+    }
+    return rc;
+  }
+
+  private piecesBefore(req: InFlight, idx: number): number {
+    let s = 0;
+    for (let i = 0; i < idx; i++) s += req.rLen[i];
+    return s;
+  }
+
+  // --- data plane: completions in -----------------------------------------------
+
+  private drain(): void {
+    if (this.draining || !this.ring) return;
+    this.draining = true;
+    try {
+      this.pump();
+      let got = 0;
+      let budget = DRAIN_BUDGET;
+      while (budget-- > 0) {
+        const r = this.readOne();
+        if (r === 0) break;
+        got++;
+      }
+      if (budget < 0) queueMicrotask(() => this.drain());
+      this.cfg.argo.notify();
+      this.pump();
+      // A VIRQ with nothing to read while requests are out: is the backend still there?
+      if (got === 0 && this.inflight.size > 0 && !this.isGone) this.probeBackend();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private probeBackend(): void {
+    const q = this.cfg.argo.query(this.entry.backendDomid, this.entry.backendPort, 0);
+    if (q.rc < 0 || !(q.flags & RING_EXISTS)) this.markGone("backend ring gone");
+  }
+
+  /** Handles one message; 0 when the ring is empty or unusable. */
+  private readOne(): number {
+    const ring = this.ring!;
+    const argo = this.cfg.argo;
+    const iov = this.scratch + 1024;
+    const peek = this.scratch + 1536;
+    this.dv.setUint32(iov, peek, true);
+    this.dv.setUint32(iov + 4, CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD, true);
+    const n = argo.recv(ring, iov, 1, 0, false);
+    if (n === READ_EMPTY) return 0;
+    if (n < 0) {
+      this.stats.protocolErrors++;
+      return 0;
+    }
+    const type = argo.meta.messageType;
+    if (argo.meta.srcDomid !== this.entry.backendDomid) {
+      this.consume();
+      this.stats.protocolErrors++;
+    } else if (type === MSG_CONTROL) {
+      this.consume();
+      this.onControl(peek, n);
+    } else if (type === MSG_DATA) {
+      this.onCompletion(peek, n);
+    } else {
+      this.consume();
+      this.stats.protocolErrors++;
+    }
+    return 1;
+  }
+
+  private consume(): void {
+    this.cfg.argo.recv(this.ring!, this.scratch + 1024, 0, 0, true);
+  }
+
+  private onControl(at: number, n: number): void {
+    if (!decodeControl(this.dv, at, n, this.ctrl) || this.ctrl.devNum !== this.entry.devNum) {
+      this.stats.protocolErrors++;
+      return;
+    }
+    if (this.ctrl.type === CTRL_EVENT) {
+      if (this.ctrl.msgId === Ctrl.EVENT_CONFIG) for (const cb of this.configListeners) cb();
+      return;
+    }
+    const call = this.calls.get(this.ctrl.token);
+    if (this.ctrl.type !== CTRL_RESPONSE || !call) {
+      this.stats.protocolErrors++;
+      return;
+    }
+    this.calls.delete(this.ctrl.token);
+    const data = new Uint8Array(this.dv.buffer.slice(at + CONTROL_HEADER_SIZE, at + n));
+    if (this.ctrl.msgId === Ctrl.ERROR) call.reject(new TransportError(`device refused the request (code ${new DataView(data.buffer).getUint32(0, true)})`));
+    else call.resolve(data);
+  }
+
+  private onCompletion(at: number, n: number): void {
+    const h = this.hdr;
+    const fragLen = n - DATA_HEADER_SIZE;
+    if (!decodeData(this.dv, at, n, h) || h.kind !== KIND_COMPLETION) {
+      this.consume();
+      this.stats.protocolErrors++;
+      return;
+    }
+    const req = this.inflight.get(h.requestId);
+    // Unknown id (already completed, or invented), wrong queue, out-of-order or
+    // oversized data: reject. A known request with a bad fragment is failed.
+    if (!req || req.queue !== h.queue) {
+      this.consume();
+      this.stats.protocolErrors++;
+      return;
+    }
+    if (h.offset !== req.received || h.total > req.capacity || (h.flags & FLAG_FIRST ? h.offset !== 0 : req.received === 0 && h.offset !== 0)) {
+      this.consume();
+      this.stats.protocolErrors++;
+      this.finish(req, 0, true);
+      return;
+    }
+    if (h.flags & FLAG_FIRST) req.completionTotal = h.total;
+    else if (h.total !== req.completionTotal) {
+      this.consume();
+      this.stats.protocolErrors++;
+      this.finish(req, 0, true);
+      return;
+    }
+    // Scatter the payload into the chain's writable buffers from `offset` on:
+    // offset + fragLen <= total <= capacity, so the pieces always hold it.
+    const iovAt = this.scratch + 2048;
+    let skip = h.offset;
+    let pieces = 0;
+    let left = fragLen;
+    for (let i = 0; i < req.wGpa.length && left > 0; i++) {
+      if (skip >= req.wLen[i]) { skip -= req.wLen[i]; continue; }
+      const take = Math.min(req.wLen[i] - skip, left);
+      this.dv.setUint32(iovAt + pieces * 8, req.wGpa[i] + skip, true);
+      this.dv.setUint32(iovAt + pieces * 8 + 4, take, true);
+      pieces++;
+      left -= take;
+      skip = 0;
+    }
+    this.cfg.argo.recv(this.ring!, iovAt, pieces, DATA_HEADER_SIZE, true);
+    req.received += fragLen;
+    this.stats.bytesIn += fragLen;
+    if (h.flags & FLAG_LAST) this.finish(req, req.received, (h.flags & FLAG_ERROR) !== 0);
+  }
+
+  /** Writes the used ring entry for `req` and interrupts the driver if it wants it. */
+  private finish(req: InFlight, written: number, error: boolean): void {
+    if (!this.inflight.delete(req.id)) return;
+    const state = this.queues[req.queue];
+    if (!state) return;
+    if (error) {
+      this.stats.failed++;
+      state.driver.markFailed(req.head);
+    }
+    this.stats.completions++;
+    state.device.push(req.head, error ? 0 : written);
+    if (state.device.needsInterrupt()) state.driver.interrupt();
+  }
+
+  private failInflight(): void {
+    this.sendQueue.length = 0;
+    for (const req of [...this.inflight.values()]) this.finish(req, 0, true);
+  }
+
+  /** Device removed or backend dead: every request in flight completes with an error, now. */
+  markGone(_why: string): void {
+    if (this.isGone) return;
+    this.isGone = true;
+    this.failInflight();
+    for (const call of this.calls.values()) call.reject(new TransportError(`device ${this.entry.devNum} is gone`));
+    this.calls.clear();
+  }
+}

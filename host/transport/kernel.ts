@@ -1,0 +1,24 @@
+// The per-domain "guest kernel" that transports run on: the domain's Argo driver and
+// its page allocator. One per domain, so every driver and backend in a domain shares
+// one scratch page and one heap, as they would share one kernel.
+import type { Domain } from "../hypervisor/domain.ts";
+import { GuestArgo } from "../guest/argo-driver.ts";
+import { GuestHeap } from "../guest/heap.ts";
+import { PAGE_SIZE } from "../hypervisor/layout.ts";
+
+/** gpa of the page the toolstack reserves for the device table (below the heap). */
+export const DEVICE_TABLE_GPA = PAGE_SIZE;
+/** The guest heap starts after gpa 0 (NULL) and the device table page. */
+export const HEAP_BASE = 2 * PAGE_SIZE;
+
+export class GuestKernel {
+  readonly domain: Domain;
+  readonly heap: GuestHeap;
+  readonly argo: GuestArgo;
+
+  constructor(domain: Domain) {
+    this.domain = domain;
+    this.heap = new GuestHeap(domain.memory.buffer.byteLength, HEAP_BASE);
+    this.argo = new GuestArgo(domain, this.heap);
+  }
+}

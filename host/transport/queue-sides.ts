@@ -1,0 +1,61 @@
+// The two sides of a split virtqueue as the transports use them, over one domain's
+// memory. Implemented on host/virtq (the Wasm rings); kept here as small interfaces so
+// the transports read in terms of what they do with a queue, not how rings work.
+
+/** A popped chain's buffers, in descriptor order (readable first). Reused per pop. */
+export class ChainBuffers {
+  head = 0;
+  count = 0;
+  readableBytes = 0;
+  writableBytes = 0;
+  readonly gpa: Float64Array;
+  readonly len: Float64Array;
+  readonly writable: Uint8Array;
+
+  constructor(maxBuffers: number) {
+    this.gpa = new Float64Array(maxBuffers);
+    this.len = new Float64Array(maxBuffers);
+    this.writable = new Uint8Array(maxBuffers);
+  }
+
+  reset(head: number): void {
+    this.head = head;
+    this.count = 0;
+    this.readableBytes = 0;
+    this.writableBytes = 0;
+  }
+
+  push(gpa: number, len: number, writable: boolean): void {
+    const i = this.count++;
+    this.gpa[i] = gpa;
+    this.len[i] = len;
+    this.writable[i] = writable ? 1 : 0;
+    if (writable) this.writableBytes += len;
+    else this.readableBytes += len;
+  }
+}
+
+/** Device side: pops chains the driver made available, returns them used. */
+export interface DeviceSide {
+  readonly size: number;
+  /** Fills `out` with the next chain: 1 when one was popped, 0 when none, a negative code when the ring is broken. */
+  pop(out: ChainBuffers): number;
+  /** Returns chain `head` with `written` bytes written. */
+  push(head: number, written: number): void;
+  /** EVENT_IDX / flags: does the driver want an interrupt for what was pushed since the last call? */
+  needsInterrupt(): boolean;
+  /** Name of the error that broke the queue, or null. */
+  readonly error: string | null;
+}
+
+/** Driver side: adds chains, reclaims used ones. */
+export interface DriverSide {
+  readonly size: number;
+  readonly freeDescriptors: number;
+  /** Adds a chain of `n` buffers from the arrays; returns the head index or -1 when full. */
+  add(gpa: ArrayLike<number>, len: ArrayLike<number>, writable: ArrayLike<number>, n: number): number;
+  /** EVENT_IDX / flags: does the device want a notification for what was added? */
+  needsKick(): boolean;
+  /** Calls cb(head, written) for every used entry not yet reclaimed; returns how many. */
+  reclaim(cb: (head: number, written: number) => void): number;
+}

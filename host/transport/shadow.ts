@@ -1,0 +1,73 @@
+// Where transports get their virtqueues: a guest's vring seen from both sides (driver
+// and device), and the argo backend's shadow queues in its own memory.
+import type { GuestHeap } from "../guest/heap.ts";
+import type { DeviceQueue } from "../devices/types.ts";
+import type { DeviceSide, DriverSide } from "./queue-sides.ts";
+import { SideDeviceQueue } from "./device-queue.ts";
+import { splitQueue } from "./split-sides.ts";
+
+/** A request waiting for shadow descriptors (kept by the backend). */
+export interface Backlogged {
+  gpa: number;
+  total: number;
+  writable: number;
+}
+
+/**
+ * A shadow virtqueue in the backend's memory: the backend transport is its driver,
+ * the device model its device. Requests rebuilt from Argo messages become chains of at
+ * most two buffers: the readable bytes, then the writable room.
+ */
+export class ShadowQueue {
+  readonly deviceQueue: DeviceQueue;
+  /** Requests that arrived while the queue had no free descriptors. */
+  readonly backlog: Array<Backlogged & { [k: string]: unknown }> = [];
+  private readonly driver: DriverSide;
+  private readonly gpa = new Float64Array(2);
+  private readonly len = new Float64Array(2);
+  private readonly writable = new Uint8Array(2);
+
+  constructor(driver: DriverSide, device: DeviceSide, mem: Uint8Array, onUsed: () => void) {
+    this.driver = driver;
+    this.deviceQueue = new SideDeviceQueue(device, mem, onUsed);
+  }
+
+  get freeDescriptors(): number {
+    return this.driver.freeDescriptors;
+  }
+
+  /** Adds [readGpa, +readLen) readable and [writeGpa, +writeLen) writable; returns the head or -1. */
+  add(readGpa: number, readLen: number, writeGpa: number, writeLen: number): number {
+    let n = 0;
+    if (readLen > 0) { this.gpa[n] = readGpa; this.len[n] = readLen; this.writable[n] = 0; n++; }
+    if (writeLen > 0) { this.gpa[n] = writeGpa; this.len[n] = writeLen; this.writable[n] = 1; n++; }
+    if (n === 0) { this.gpa[0] = writeGpa; this.len[0] = 0; this.writable[0] = 1; n = 1; }
+    return this.driver.add(this.gpa, this.len, this.writable, n);
+  }
+
+  reclaim(cb: (head: number, written: number) => void): number {
+    return this.driver.reclaim(cb);
+  }
+}
+
+/** Makes the queues a transport needs in one domain's memory. */
+export class QueueFactory {
+  private readonly memory: WebAssembly.Memory;
+  private readonly heap: GuestHeap;
+
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap) {
+    this.memory = memory;
+    this.heap = heap;
+  }
+
+  /** A vring of `size` entries in this memory, with its driver and device sides. */
+  guestPair(size: number): { driver: DriverSide; device: DeviceSide } {
+    return splitQueue(this.memory, this.heap, size);
+  }
+
+  /** A shadow queue; `onUsed` runs when the device model signals used buffers. */
+  shadow(size: number, onUsed: () => void): ShadowQueue {
+    const { driver, device } = splitQueue(this.memory, this.heap, size);
+    return new ShadowQueue(driver, device, new Uint8Array(this.memory.buffer), onUsed);
+  }
+}

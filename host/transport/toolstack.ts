@@ -1,0 +1,120 @@
+// The toolstack side of VirtIO-Argo (what an embedding VMM does): check the policy for
+// a device pair, assign its ports, start its backend in the backend domain, and tell
+// the guest (device table at boot, bus messages for hotplug and unplug).
+import type { Hypervisor } from "../hypervisor/hypervisor.ts";
+import type { Domain } from "../hypervisor/domain.ts";
+import type { DeviceTypeName, VirtioDeviceModel } from "../devices/types.ts";
+import { VIRTIO_IDS } from "../devices/types.ts";
+import { ArgoBackend } from "./backend.ts";
+import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
+import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
+import { QueueFactory } from "./shadow.ts";
+import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
+
+export interface DevicePairSpec {
+  type: DeviceTypeName;
+  frontend: Domain;
+  backend: Domain;
+  model: VirtioDeviceModel;
+  /** Data bytes of each ring (default 256 KiB + 64 so a 256 KiB request fits one message pair). */
+  ringLen?: number;
+}
+
+export interface DevicePair {
+  readonly entry: DeviceEntry;
+  readonly type: DeviceTypeName;
+  readonly frontend: Domain;
+  readonly backend: Domain;
+  readonly server: ArgoBackend;
+}
+
+/** The policy does not allow this device pair: it is not even enumerated. */
+export class PairDenied extends Error {}
+
+const PORT_BASE = 0x10000;
+const DEFAULT_RING = (256 << 10) + 4096;
+
+export class Toolstack {
+  readonly hv: Hypervisor;
+  private readonly kernels = new Map<number, GuestKernel>();
+  private readonly pairs: DevicePair[] = [];
+  private nextDev = 1;
+
+  constructor(hv: Hypervisor) {
+    this.hv = hv;
+  }
+
+  /** The kernel (Argo driver + heap) of a domain, created on first use. */
+  kernel(d: Domain): GuestKernel {
+    let k = this.kernels.get(d.domid);
+    if (!k) this.kernels.set(d.domid, (k = new GuestKernel(d)));
+    return k;
+  }
+
+  devicesOf(frontend: Domain): DevicePair[] {
+    return this.pairs.filter((p) => p.frontend === frontend);
+  }
+
+  /** Declares a device pair and starts its backend; throws PairDenied if the policy has no such pair. */
+  addDevice(spec: DevicePairSpec): DevicePair {
+    const rule = this.hv.policy.pair(spec.frontend.label, spec.backend.label, spec.type);
+    if (!rule) {
+      throw new PairDenied(
+        `policy ${this.hv.policy.source} has no ${spec.type} pair for ${spec.frontend.label} -> ${spec.backend.label}: device not enumerated`,
+      );
+    }
+    const devNum = this.nextDev++;
+    const entry: DeviceEntry = {
+      devNum, virtioType: VIRTIO_IDS[spec.type], backendDomid: spec.backend.domid, flags: 0,
+      backendPort: PORT_BASE + devNum * 2, frontendPort: PORT_BASE + devNum * 2 + 1,
+      ringLen: spec.ringLen ?? DEFAULT_RING,
+    };
+    const bk = this.kernel(spec.backend);
+    const server = new ArgoBackend({
+      argo: bk.argo, heap: bk.heap, entry, frontendDomid: spec.frontend.domid, model: spec.model,
+      queues: new QueueFactory(spec.backend.memory, bk.heap),
+      deny: (perm, detail) => this.hv.audit.record({
+        perm, scontext: spec.frontend.label, tcontext: spec.backend.label, tclass: spec.type,
+        srcDomid: spec.frontend.domid, tgtDomid: spec.backend.domid, reason: detail,
+      }),
+    });
+    const rc = server.start();
+    if (rc < 0) throw new Error(`backend for ${spec.type} device ${devNum} could not register its ring: ${rc}`);
+    const pair: DevicePair = { entry, type: spec.type, frontend: spec.frontend, backend: spec.backend, server };
+    this.pairs.push(pair);
+    return pair;
+  }
+
+  /** Writes the device table for `guest` (all its pairs) into its reserved page. */
+  writeDeviceTable(guest: Domain): number {
+    return writeTable(guest.memory, DEVICE_TABLE_GPA, this.devicesOf(guest).map((p) => p.entry));
+  }
+
+  /** Adds a device to a running guest: starts the backend, which announces it on the bus. */
+  hotplug(spec: DevicePairSpec): DevicePair {
+    const pair = this.addDevice(spec);
+    const rc = this.busMessage(pair, BUS_DEVICE_READY);
+    if (rc < 0) throw new Error(`hotplug announcement to d${spec.frontend.domid} failed: ${rc}`);
+    return pair;
+  }
+
+  /** Removes a device: the backend announces the removal, then stops serving. */
+  unplug(pair: DevicePair): void {
+    this.busMessage(pair, BUS_DEVICE_REMOVED);
+    pair.server.stop();
+    const i = this.pairs.indexOf(pair);
+    if (i >= 0) this.pairs.splice(i, 1);
+  }
+
+  /** Bus messages travel over Argo from the backend domain, so the policy sees them too. */
+  private busMessage(pair: DevicePair, event: number): number {
+    const k = this.kernel(pair.backend);
+    const buf = k.heap.alloc(BUS_MESSAGE_SIZE);
+    const dv = new DataView(pair.backend.memory.buffer);
+    dv.setUint32(buf, event, true);
+    writeEntry(dv, buf + 4, pair.entry);
+    const rc = k.argo.send(pair.frontend.domid, BUS_PORT, buf, BUS_MESSAGE_SIZE, MSG_BUS, 0);
+    k.heap.freePagesAt(buf, 1);
+    return rc;
+  }
+}
