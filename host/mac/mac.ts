@@ -30,7 +30,10 @@ export interface Subject {
   readonly domid: number;
   readonly name: string;
   readonly label: string;
-  /** Security id, assigned by Mac.bind (interned label); -1 until then. */
+  /**
+   * Security id, assigned by Mac.bind (interned label); -1 until then. Only Mac.bind
+   * writes it: the cached send check trusts it, as Xen trusts a domain's ssid.
+   */
   sid: number;
 }
 
