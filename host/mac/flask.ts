@@ -127,7 +127,7 @@ export function parseFlaskPolicy(text: string, file: string): PolicyModel {
 
   while (pos < toks.length) {
     const kw = next();
-    if (peek().text === "(") {
+    if (peek().text === "(" && kw.text !== "if") {
       fail(kw, `m4 macro ${kw.text}(...) is not supported: expand the policy with m4 first (as the Xen build does)`);
     }
     switch (kw.text) {
@@ -239,5 +239,8 @@ export function parseFlaskPolicy(text: string, file: string): PolicyModel {
   }
 
   const labels = new Map([...types].filter(([t]) => t !== XEN_LABEL));
+  // Warnings were found in two passes (statements, then rules); report them in file order.
+  const lineOf = (w: string) => Number(w.slice(file.length + 1).split(":")[0]);
+  warnings.sort((a, b) => lineOf(a) - lineOf(b));
   return { kind: "flask", source: file, labels, pairs: [], grants, warnings };
 }
