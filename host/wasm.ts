@@ -17,7 +17,7 @@ export function wasmModule(name: "argo" | "virtq"): WebAssembly.Module {
     } catch {
       throw new Error(`build/${name}.wasm is missing: run \`npm run build:wasm\` first`);
     }
-    mod = new WebAssembly.Module(bytes);
+    mod = new WebAssembly.Module(new Uint8Array(bytes));
     compiled.set(name, mod);
   }
   return mod;

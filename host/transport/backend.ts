@@ -24,6 +24,7 @@ import {
 import { ControlEndpoint } from "./control.ts";
 import type { VirtioDeviceModel, DeviceEnv } from "../devices/types.ts";
 import { ShadowQueue, type QueueFactory } from "./shadow.ts";
+import { ABSENT_QUEUE } from "./device-queue.ts";
 
 export interface ArgoBackendConfig {
   /** The backend domain's Argo driver (shared by all devices it serves). */
@@ -78,7 +79,9 @@ export class ArgoBackend {
   private readonly pending = new Map<number, Pending>();
   private readonly byHead: Array<Map<number, Pending>> = [];
   private readonly outgoing: Outgoing[] = [];
-  private shadows: ShadowQueue[] = [];
+  private shadows: Array<ShadowQueue | null> = [];
+  /** Per queue: complete requests waiting for free shadow descriptors. */
+  private backlogs: Pending[][] = [];
   private readonly control: ControlEndpoint;
   private draining = false;
   private stopped = false;
@@ -195,7 +198,7 @@ export class ArgoBackend {
     const fragLen = n - DATA_HEADER_SIZE;
     let req = this.pending.get(h.requestId);
     if (h.flags & FLAG_FIRST) {
-      if (req || h.offset !== 0 || h.queue >= this.shadows.length || h.total > this.maxRequest || h.writable > this.maxRequest) {
+      if (req || h.offset !== 0 || !this.shadows[h.queue] || h.total > this.maxRequest || h.writable > this.maxRequest) {
         // A reused id, a queue that is not set up, or a request larger than we serve:
         // fail it back rather than guess.
         this.consume();
@@ -233,10 +236,10 @@ export class ArgoBackend {
 
   /** Puts a complete request on its shadow queue for the device model. */
   private submit(req: Pending): void {
-    const q = this.shadows[req.queue];
+    const q = this.shadows[req.queue]!;
     const head = q.add(req.gpa, req.total, req.gpa + req.total, req.writable);
     if (head < 0) {
-      q.backlog.push(req);
+      this.backlogs[req.queue].push(req);
       return;
     }
     req.head = head;
@@ -253,6 +256,7 @@ export class ArgoBackend {
   /** The device model pushed used buffers on `queue`: turn them into completions. */
   private onShadowUsed(queue: number): void {
     const q = this.shadows[queue];
+    if (!q) return;
     const heads = this.headMap(queue);
     q.reclaim((head, written) => {
       const req = heads.get(head);
@@ -261,7 +265,8 @@ export class ArgoBackend {
       this.complete(req, Math.min(written, req.writable), false);
     });
     // Freed descriptors: submit what waited.
-    while (q.backlog.length && q.freeDescriptors >= 2) this.submit(q.backlog.shift()!);
+    const backlog = this.backlogs[queue];
+    while (backlog.length && q.freeDescriptors >= 2) this.submit(backlog.shift()!);
   }
 
   private failEarly(requestId: number, queue: number): void {
@@ -328,9 +333,11 @@ export class ArgoBackend {
   // --- device life cycle --------------------------------------------------------
 
   private activate(sizes: readonly number[], features: bigint): void {
-    this.shadows = sizes.map((size, i) => this.cfg.queues.shadow(size, () => this.onShadowUsed(i)));
+    // Queues the driver left at size 0 get no shadow; requests naming them are refused.
+    this.shadows = sizes.map((size, i) => (size > 0 ? this.cfg.queues.shadow(size, () => this.onShadowUsed(i)) : null));
+    this.backlogs = sizes.map(() => []);
     const env: DeviceEnv = {
-      queues: this.shadows.map((s) => s.deviceQueue),
+      queues: this.shadows.map((s) => s?.deviceQueue ?? ABSENT_QUEUE),
       features,
       configChanged: () => this.configChanged(),
       deny: (perm, detail) => this.cfg.deny(perm, detail),
@@ -344,6 +351,7 @@ export class ArgoBackend {
     this.pending.clear();
     this.byHead.length = 0;
     this.shadows = [];
+    this.backlogs = [];
     this.flushOutgoing();
   }
 }

@@ -99,3 +99,11 @@ export class SideDeviceQueue implements DeviceQueue {
     if (this.side.needsInterrupt()) this.interrupt();
   }
 }
+
+/** A queue the driver did not set up (size 0): nothing is ever available on it. */
+export const ABSENT_QUEUE: DeviceQueue = {
+  size: 0,
+  pop: () => null,
+  push: () => {},
+  notifyDriver: () => {},
+};

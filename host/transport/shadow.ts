@@ -6,13 +6,6 @@ import type { DeviceSide, DriverSide } from "./queue-sides.ts";
 import { SideDeviceQueue } from "./device-queue.ts";
 import { splitQueue } from "./split-sides.ts";
 
-/** A request waiting for shadow descriptors (kept by the backend). */
-export interface Backlogged {
-  gpa: number;
-  total: number;
-  writable: number;
-}
-
 /**
  * A shadow virtqueue in the backend's memory: the backend transport is its driver,
  * the device model its device. Requests rebuilt from Argo messages become chains of at
@@ -20,8 +13,6 @@ export interface Backlogged {
  */
 export class ShadowQueue {
   readonly deviceQueue: DeviceQueue;
-  /** Requests that arrived while the queue had no free descriptors. */
-  readonly backlog: Array<Backlogged & { [k: string]: unknown }> = [];
   private readonly driver: DriverSide;
   private readonly gpa = new Float64Array(2);
   private readonly len = new Float64Array(2);

@@ -9,6 +9,8 @@ import { ArgoBackend } from "./backend.ts";
 import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
+import { auditText } from "../mac/index.ts";
+import { EACCES } from "../hypervisor/errno.ts";
 import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
 
 export interface DevicePairSpec {
@@ -73,10 +75,14 @@ export class Toolstack {
     const server = new ArgoBackend({
       argo: bk.argo, heap: bk.heap, entry, frontendDomid: spec.frontend.domid, model: spec.model,
       queues: new QueueFactory(spec.backend.memory, bk.heap),
-      deny: (perm, detail) => this.hv.audit.record({
-        perm, scontext: spec.frontend.label, tcontext: spec.backend.label, tclass: spec.type,
-        srcDomid: spec.frontend.domid, tgtDomid: spec.backend.domid, reason: detail,
-      }),
+      deny: (perm, detail) => {
+        const e = {
+          time: Date.now(), perm, scontext: spec.frontend.label, tcontext: spec.backend.label, tclass: spec.type,
+          srcDomid: spec.frontend.domid, tgtDomid: spec.backend.domid, pair: `${spec.frontend.label}/${spec.backend.label}/${spec.type}`,
+          errno: -EACCES, reason: detail,
+        };
+        this.hv.audit.record({ ...e, text: auditText(e) });
+      },
     });
     const rc = server.start();
     if (rc < 0) throw new Error(`backend for ${spec.type} device ${devNum} could not register its ring: ${rc}`);
