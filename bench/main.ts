@@ -4,7 +4,7 @@
 import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { cpus } from "node:os";
-import { runArgoBench, argoTable } from "./argo.ts";
+import { runArgoBench, argoTable, runPolicyOverheadBench } from "./argo.ts";
 
 export interface BenchOptions {
   quick: boolean;
@@ -22,6 +22,14 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   const argo = await runArgoBench({ quick: opts.quick });
   results.argo = argo;
   sections.push("## Argo one-way (sendv + guest consume) vs memcpy\n\n" + argoTable(argo));
+
+  log("MAC overhead: 64 B sendv with the policy checked (AVC hit) vs allow-all ...");
+  const pol = await runPolicyOverheadBench({ quick: opts.quick });
+  results.policyOverhead = pol;
+  sections.push(
+    "## MAC policy overhead (64 B sendv + consume)\n\n" +
+      `policy checked: ${pol.policyNs.toFixed(0)} ns, allow-all: ${pol.allowAllNs.toFixed(0)} ns, overhead ${(pol.overhead * 100).toFixed(1)}% (target <= 3%)`,
+  );
 
   const doc = {
     schema: "virtio-argo-bench/1",
