@@ -51,6 +51,12 @@
  * | send rate exceeded                  | -EAGAIN 11  | the transient "try again"                |
  * Each is recorded in the audit log with its reason.
  *
+ * ## Cost
+ * A send on an AVC hit to a pair without a rate limit is an index computation, one
+ * typed-array load and two compares (a few ns). A rate-limited pair reads the clock on
+ * every send (performance.now(), 30-100 ns depending on the platform): put rate limits
+ * on low-volume pairs (console, control), not on bulk data pairs.
+ *
  * ## Flask import
  * `Policy.fromFlask` (and `Policy.load` of a `.te` file) reads the TE subset Xen users
  * have: `type x_t;`, `attribute a;`, `type x_t, a;`, `typeattribute x_t a;`, and
