@@ -29,7 +29,8 @@ function loadOrError(file: string): Policy | CliResult {
 export function policyCheck(file: string): CliResult {
   const p = loadOrError(file);
   if (!(p instanceof Policy)) return p;
-  return { code: 0, out: [`${file}: ok (${p.describe()})`, ...p.warnings.map((w) => `warning: ${w}`)] };
+  const what = p.kind === "flask" ? `Flask TE import, ${p.labels.length} types` : `${p.labels.length} labels, ${p.pairs.length} pairs`;
+  return { code: 0, out: [`${file}: ok (${what}, deny by default)`, ...p.warnings.map((w) => `warning: ${w}`)] };
 }
 
 /** Explains a device pair: 0 allowed, 1 denied, 2 invalid file or unknown device type. */
