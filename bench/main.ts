@@ -5,6 +5,7 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { cpus } from "node:os";
 import { runArgoBench, argoTable, runPolicyOverheadBench } from "./argo.ts";
+import { runPolicyBench, policyTable } from "./policy.ts";
 
 export interface BenchOptions {
   quick: boolean;
@@ -30,6 +31,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     "## MAC policy overhead (64 B sendv + consume)\n\n" +
       `policy checked: ${pol.policyNs.toFixed(0)} ns, allow-all: ${pol.allowAllNs.toFixed(0)} ns, overhead ${(pol.overhead * 100).toFixed(1)}% (target <= 3%)`,
   );
+
+  log("MAC hook micro-benchmark ...");
+  const micro = runPolicyBench({ quick: opts.quick });
+  results.policyMicro = micro;
+  sections.push("## MAC hook cost per check\n\n" + policyTable(micro));
 
   const doc = {
     schema: "virtio-argo-bench/1",

@@ -100,14 +100,22 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   read(gb, backRing, bbuf, "backend");
 
   out("");
-  out("5. Mandatory access control: a domain the policy does not pair with the backend is refused.");
+  out("5. Mandatory access control: what the policy does not allow is refused and audited.");
   const stranger = hv.createDomain({ name: "stranger", label: "untrusted_t", memoryBytes: 1 << 20 });
   const gs = new GuestArgo(stranger);
   const sbuf = gs.heap.alloc(4096);
   const denied = gs.send(back.domid, 100, sbuf, 8);
   out(`   stranger (label untrusted_t): sendv -> ${errnoName(denied)}`);
   if (denied >= 0) failures++;
-  const last = hv.audit.entries().at(-1);
+  let last = hv.audit.entries().at(-1);
+  if (last) out(`   audit: ${last.text}`);
+  const guest2 = hv.createDomain({ name: "guest2", label: "guest2_t", memoryBytes: 1 << 20 });
+  const g2 = new GuestArgo(guest2);
+  const g2buf = g2.heap.alloc(4096);
+  const crossGuest = g2.send(front.domid, 101, g2buf, 8);
+  out(`   guest2 (label guest2_t, paired with the backend only) sends to frontend -> ${errnoName(crossGuest)}`);
+  if (crossGuest >= 0) failures++;
+  last = hv.audit.entries().at(-1);
   if (last) out(`   audit: ${last.text}`);
 
   out("");
