@@ -144,8 +144,10 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
           ? this.engineMac.registerSingleSource(d, partner, ring.len)
           : this.engineMac.registerAnySource(d, ring.len);
         if (rc) {
+          const waiters = ring.pending.map((p) => p.domid);
           removeRing(this, ring);
           this.revoked(ring, "policy");
+          for (const domid of waiters) this.domains.get(domid)?.raiseVirq(); // they retry and learn why
           continue;
         }
         for (let i = ring.pending.length - 1; i >= 0; i--) {
