@@ -130,7 +130,9 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     for (const d of this.domains.values()) {
       const allowed = this.engineMac.argoEnable(d) === 0;
       if (!allowed) {
+        if (!d.argoState) continue;
         for (const ring of argoDestroy(this, d)) this.revoked(ring, "policy");
+        d.raiseVirq(); // its next op returns -EACCES: that is how it learns
         continue;
       }
       if (!d.argoState) d.argoState = new ArgoState();
