@@ -38,18 +38,18 @@ export interface NotifyResult {
 }
 
 export class DomainArgo {
-  private readonly hv: Hypervisor;
-  private readonly d: Domain;
+  readonly #hv: Hypervisor;
+  readonly #d: Domain;
 
   constructor(hv: Hypervisor, d: Domain) {
-    this.hv = hv;
-    this.d = d;
+    this.#hv = hv;
+    this.#d = d;
   }
 
   private gate(): number {
-    if (this.d.destroyed) return -ENODEV;
-    if (!this.hv.options.argo) return -EOPNOTSUPP;
-    return this.hv.mac.argoEnable(this.d);
+    if (this.#d.destroyed) return -ENODEV;
+    if (!this.#hv.options.argo) return -EOPNOTSUPP;
+    return this.#hv.mac.argoEnable(this.#d);
   }
 
   /** XEN_ARGO_OP_register_ring with the ring's 4 KiB page frame numbers (gfns). */
@@ -57,7 +57,7 @@ export class DomainArgo {
     const rc = this.gate();
     if (rc) return rc;
     if (gfns.length > 4096) return -EINVAL;
-    return registerRing(this.hv, this.d, { aport: ring.aport, partnerId: ring.partner, pad: 0, len: ring.len },
+    return registerRing(this.#hv, this.#d, { aport: ring.aport, partnerId: ring.partner, pad: 0, len: ring.len },
       (i) => (Number.isInteger(gfns[i]) && gfns[i] >= 0 ? gfns[i] : -EINVAL), gfns.length, flags);
   }
 
@@ -65,7 +65,7 @@ export class DomainArgo {
   unregister(ring: { aport: number; partner: number }): number {
     const rc = this.gate();
     if (rc) return rc;
-    return unregisterRing(this.hv, this.d, ring.aport, ring.partner, 0);
+    return unregisterRing(this.#hv, this.#d, ring.aport, ring.partner, 0);
   }
 
   /** XEN_ARGO_OP_sendv: payload bytes sent, or a negative errno. */
@@ -73,24 +73,24 @@ export class DomainArgo {
     const rc = this.gate();
     if (rc) return rc;
     if (iovs.length > MAXIOV || !Number.isInteger(messageType) || messageType < 0 || messageType > 0xffffffff) return -EINVAL;
-    const s = this.hv.sendScratch;
+    const s = this.#hv.sendScratch;
     for (let i = 0; i < iovs.length; i++) {
       s.hnd[i] = iovs[i].gpa;
       s.len[i] = iovs[i].len;
       s.pad[i] = 0;
     }
-    return sendv(this.hv, this.d, src.aport, src.domid ?? DOMID_ANY, 0, dst.aport, dst.domid, 0, s, iovs.length, messageType);
+    return sendv(this.#hv, this.#d, src.aport, src.domid ?? DOMID_ANY, 0, dst.aport, dst.domid, 0, s, iovs.length, messageType);
   }
 
   /** XEN_ARGO_OP_notify: wakes waiters on this domain's rings, then describes `queries`. */
   notify(queries: readonly NotifyQuery[] = []): { rc: number; results: NotifyResult[] } {
     let rc = this.gate();
     const results: NotifyResult[] = [];
-    if (!rc) rc = notifyBegin(this.hv, this.d);
+    if (!rc) rc = notifyBegin(this.#hv, this.#d);
     for (const q of queries) {
       if (rc) break;
       const ent = { aport: q.aport, domid: q.domid, flags: 0, spaceRequired: q.spaceRequired ?? 0, maxMessageSize: 0 };
-      rc = fillRingData(this.hv, this.d, ent);
+      rc = fillRingData(this.#hv, this.#d, ent);
       if (!rc) results.push({ flags: ent.flags, maxMessageSize: ent.maxMessageSize });
     }
     return { rc, results };

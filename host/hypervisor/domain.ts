@@ -3,7 +3,6 @@
 // other domains reach it exclusively through the hypervisor's copies.
 import { GuestMemory } from "./guest-memory.ts";
 import { argoEngine, type ArgoEngine } from "./engine.ts";
-import { ArgoState } from "./argo-state.ts";
 import { Virq, type VirqHandler } from "./virq.ts";
 import { doArgoOp } from "./argo-op.ts";
 import { DomainArgo } from "./argo-api.ts";
@@ -29,17 +28,16 @@ export class Domain {
   readonly mem: GuestMemory;
   /** @internal build/argo.wasm instantiated over this domain's memory. */
   readonly engine: ArgoEngine;
-  /** @internal Argo state; null when argo is not enabled for this domain (ops give -ENODEV). */
-  argoState: ArgoState | null = null;
   /** Typed wrapper over the Argo hypercall for TypeScript callers. */
   readonly argo: DomainArgo;
   readonly virq = new Virq();
-  private readonly hv: Hypervisor;
+  /** The trap gate to the hypervisor: a JS private field, so guest code holding this handle cannot reach the hypervisor's state (or other domains) through it. */
+  readonly #hv: Hypervisor;
   private alive = true;
 
   /** @internal created by Hypervisor.createDomain. */
   constructor(hv: Hypervisor, domid: number, config: DomainConfig) {
-    this.hv = hv;
+    this.#hv = hv;
     this.domid = domid;
     this.name = config.name;
     this.label = config.label;
@@ -64,7 +62,7 @@ export class Domain {
    */
   hypercall(op: number, arg1: number, arg2: number, arg3: number, arg4: number): number {
     if (!this.alive) return -ENODEV;
-    return doArgoOp(this.hv, this, op, arg1, arg2, arg3, arg4);
+    return doArgoOp(this.#hv, this, op, arg1, arg2, arg3, arg4);
   }
 
   /** Calls `handler` (from a microtask) after VIRQ_ARGO is raised; signals coalesce. */

@@ -51,6 +51,8 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
   /** @internal scratch for notify entries. */
   readonly notifyScratch: RingDataEnt = { aport: 0, domid: 0, flags: 0, spaceRequired: 0, maxMessageSize: 0 };
   private readonly domains = new Map<number, Domain>();
+  /** Argo state per domain (struct argo_domain), kept here so no guest handle can reach it. */
+  readonly #argo = new WeakMap<Domain, ArgoState>();
   private nextDomid = FIRST_DOMID;
   private readonly engineMac: Mac;
 
@@ -87,8 +89,19 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     this.engineMac.bind(d);
     this.domains.set(d.domid, d);
     // argo_init: a domain the policy does not let use Argo gets no Argo state.
-    if (this.options.argo && this.engineMac.argoEnable(d) === 0) d.argoState = new ArgoState();
+    if (this.options.argo && this.engineMac.argoEnable(d) === 0) this.setArgo(d, new ArgoState());
     return d;
+  }
+
+  /** @internal the domain's Argo state, or null when argo is not enabled for it (-ENODEV). */
+  argoOf(d: Domain | undefined): ArgoState | null {
+    return d ? (this.#argo.get(d) ?? null) : null;
+  }
+
+  /** @internal */
+  setArgo(d: Domain, state: ArgoState | null): void {
+    if (state) this.#argo.set(d, state);
+    else this.#argo.delete(d);
   }
 
   /** The live domain with this id, if any. */
@@ -130,15 +143,15 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     for (const d of this.domains.values()) {
       const allowed = this.engineMac.argoEnable(d) === 0;
       if (!allowed) {
-        if (!d.argoState) continue;
+        if (!this.argoOf(d)) continue;
         for (const ring of argoDestroy(this, d)) this.revoked(ring, "policy");
         d.raiseVirq(); // its next op returns -EACCES: that is how it learns
         continue;
       }
-      if (!d.argoState) d.argoState = new ArgoState();
+      if (!this.argoOf(d)) this.setArgo(d, new ArgoState());
     }
     for (const d of this.domains.values()) {
-      const state = d.argoState;
+      const state = this.argoOf(d);
       if (!state) continue;
       for (const ring of [...state.rings.values()]) {
         const partner = ring.partnerId === DOMID_ANY ? undefined : this.domains.get(ring.partnerId);
@@ -156,7 +169,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
           const sender = this.domains.get(ring.pending[i].domid);
           if (sender && this.mac.sendQuery(sender, d) === 0) continue;
           ring.pending.splice(i, 1);
-          if (ring.wildcard) sender?.argoState?.wildcardPending.delete(ring);
+          if (ring.wildcard) this.argoOf(sender)?.wildcardPending.delete(ring);
           sender?.raiseVirq(); // it retries and learns its fate from sendv
         }
       }

@@ -12,8 +12,8 @@ import { ringKey, type RingInfo } from "./ring.ts";
  */
 export function removeRing(hv: Hypervisor, ring: RingInfo): void {
   pendingRemoveAll(hv, ring);
-  ring.owner.argoState?.rings.delete(ringKey(ring.aport, ring.partnerId));
-  if (!ring.wildcard) hv.domainById(ring.partnerId)?.argoState?.sendInfo.delete(ring);
+  hv.argoOf(ring.owner)?.rings.delete(ringKey(ring.aport, ring.partnerId));
+  if (!ring.wildcard) hv.argoOf(hv.domainById(ring.partnerId))?.sendInfo.delete(ring);
 }
 
 /**
@@ -22,7 +22,7 @@ export function removeRing(hv: Hypervisor, ring: RingInfo): void {
  * on wildcard rings (wildcard_rings_pending_remove).
  */
 export function argoDestroy(hv: Hypervisor, d: Domain): RingInfo[] {
-  const state = d.argoState;
+  const state = hv.argoOf(d);
   if (!state) return [];
   const removed: RingInfo[] = [];
   for (const ring of [...state.rings.values()]) {
@@ -37,6 +37,6 @@ export function argoDestroy(hv: Hypervisor, d: Domain): RingInfo[] {
     for (let i = ring.pending.length - 1; i >= 0; i--) if (ring.pending[i].domid === d.domid) ring.pending.splice(i, 1);
   }
   state.wildcardPending.clear();
-  d.argoState = null;
+  hv.setArgo(d, null);
   return removed;
 }

@@ -24,7 +24,7 @@ export interface RingDataEnt {
  */
 export function notifyCheckPending(hv: Hypervisor, d: Domain): void {
   const woken: number[] = [];
-  for (const ring of d.argoState!.rings.values()) {
+  for (const ring of hv.argoOf(d)!.rings.values()) {
     if (ring.pending.length === 0) continue;
     const space = d.engine.argoPayloadSpace(ring.ringGpa, ring.len, ring.txPtr);
     if (space) pendingFind(hv, ring, space, woken);
@@ -34,7 +34,7 @@ export function notifyCheckPending(hv: Hypervisor, d: Domain): void {
 
 /** The non-guest-memory part of notify: -ENODEV, then wake waiters. */
 export function notifyBegin(hv: Hypervisor, currd: Domain): number {
-  if (!currd.argoState) return -ENODEV;
+  if (!hv.argoOf(currd)) return -ENODEV;
   notifyCheckPending(hv, currd);
   return 0;
 }
@@ -47,11 +47,11 @@ export function notifyBegin(hv: Hypervisor, currd: Domain): number {
 export function fillRingData(hv: Hypervisor, currd: Domain, ent: RingDataEnt): number {
   ent.flags = 0;
   const dst = hv.domainById(ent.domid);
-  if (!dst || !dst.argoState) return 0;
+  if (!dst || !hv.argoOf(dst)) return 0;
   const denied = hv.mac.sendQuery(currd, dst);
   if (denied) return denied;
 
-  const ring = findRingByMatch(dst, ent.aport, currd.domid);
+  const ring = findRingByMatch(hv, dst, ent.aport, currd.domid);
   if (!ring) return 0;
   ent.flags |= RING_EXISTS;
   ent.maxMessageSize = ring.len - MSG_HEADER_SIZE - MSG_SLOT_SIZE;

@@ -17,7 +17,7 @@ export function pendingRequeue(hv: Hypervisor, ring: RingInfo, domid: number, le
   }
   if (ring.pending.length >= MAX_PENDING_PER_RING) return -EBUSY;
   ring.pending.push({ domid, len });
-  if (ring.wildcard) hv.domainById(domid)?.argoState?.wildcardPending.add(ring);
+  if (ring.wildcard) hv.argoOf(hv.domainById(domid))?.wildcardPending.add(ring);
   return 0;
 }
 
@@ -25,7 +25,7 @@ export function pendingRequeue(hv: Hypervisor, ring: RingInfo, domid: number, le
 export function pendingCancel(hv: Hypervisor, ring: RingInfo, domid: number): void {
   const before = ring.pending.length;
   for (let i = ring.pending.length - 1; i >= 0; i--) if (ring.pending[i].domid === domid) ring.pending.splice(i, 1);
-  if (ring.wildcard && ring.pending.length !== before) hv.domainById(domid)?.argoState?.wildcardPending.delete(ring);
+  if (ring.wildcard && ring.pending.length !== before) hv.argoOf(hv.domainById(domid))?.wildcardPending.delete(ring);
 }
 
 /** pending_find: removes and returns the senders whose wanted space is now available. */
@@ -34,7 +34,7 @@ export function pendingFind(hv: Hypervisor, ring: RingInfo, space: number, out: 
     const ent = ring.pending[i];
     if (space >= ent.len) {
       ring.pending.splice(i, 1);
-      if (ring.wildcard) hv.domainById(ent.domid)?.argoState?.wildcardPending.delete(ring);
+      if (ring.wildcard) hv.argoOf(hv.domainById(ent.domid))?.wildcardPending.delete(ring);
       out.push(ent.domid);
     }
   }
@@ -42,6 +42,6 @@ export function pendingFind(hv: Hypervisor, ring: RingInfo, space: number, out: 
 
 /** pending_remove_all: the ring is going away; its waiters are dropped (Xen does not signal them). */
 export function pendingRemoveAll(hv: Hypervisor, ring: RingInfo): void {
-  if (ring.wildcard) for (const ent of ring.pending) hv.domainById(ent.domid)?.argoState?.wildcardPending.delete(ring);
+  if (ring.wildcard) for (const ent of ring.pending) hv.argoOf(hv.domainById(ent.domid))?.wildcardPending.delete(ring);
   ring.pending.length = 0;
 }

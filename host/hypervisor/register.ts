@@ -47,9 +47,10 @@ export function registerRing(hv: Hypervisor, currd: Domain, reg: RegisterArgs, g
     if (rc) return rc;
   }
 
-  const state = currd.argoState;
+  const state = hv.argoOf(currd);
   if (!state) return -ENODEV;
-  if (partner && !partner.argoState) return -ECONNREFUSED;
+  const partnerState = hv.argoOf(partner);
+  if (partner && !partnerState) return -ECONNREFUSED;
   if (state.rings.size >= MAX_RINGS_PER_DOMAIN) return -ENOSPC;
 
   const key = ringKey(reg.aport, reg.partnerId);
@@ -90,12 +91,12 @@ export function registerRing(hv: Hypervisor, currd: Domain, reg: RegisterArgs, g
   if (existing) ring.pending.push(...existing.pending); // re-registration keeps its waiters
   state.rings.set(key, ring);
   if (partner) {
-    if (existing) partner.argoState!.sendInfo.delete(existing);
-    partner.argoState!.sendInfo.add(ring);
+    if (existing) partnerState!.sendInfo.delete(existing);
+    partnerState!.sendInfo.add(ring);
   }
   if (existing && existing.wildcard) {
     for (const ent of existing.pending) {
-      const w = hv.domainById(ent.domid)?.argoState?.wildcardPending;
+      const w = hv.argoOf(hv.domainById(ent.domid))?.wildcardPending;
       if (w) { w.delete(existing); w.add(ring); }
     }
   }

@@ -34,8 +34,8 @@ export function iovCount(s: SendScratch, niov: number): number {
 }
 
 /** find_ring_info_by_match: the ring for exactly this sender first, then the wildcard ring. */
-export function findRingByMatch(dst: Domain, aport: number, senderId: number): RingInfo | undefined {
-  const rings = dst.argoState!.rings;
+export function findRingByMatch(hv: Hypervisor, dst: Domain, aport: number, senderId: number): RingInfo | undefined {
+  const rings = hv.argoOf(dst)!.rings;
   return rings.get(ringKey(aport, senderId)) ?? rings.get(ringKey(aport, DOMID_ANY));
 }
 
@@ -62,10 +62,10 @@ export function sendv(
   // XSM hook send(sender, receiver) before any state is touched or revealed.
   const denied = hv.mac.send(src, dst, len < 0 ? 0 : len);
   if (denied) return denied;
-  if (!src.argoState) return -ENODEV;
-  if (!dst.argoState) return -ECONNREFUSED;
+  if (!hv.argoOf(src)) return -ENODEV;
+  if (!hv.argoOf(dst)) return -ECONNREFUSED;
 
-  const ring = findRingByMatch(dst, dstAport, src.domid);
+  const ring = findRingByMatch(hv, dst, dstAport, src.domid);
   let rc: number;
   if (!ring) {
     rc = -ECONNREFUSED;

@@ -7,7 +7,7 @@ import { ringKey } from "./ring.ts";
 
 export function unregisterRing(hv: Hypervisor, currd: Domain, aport: number, partnerId: number, pad: number): number {
   if (pad !== 0) return -EINVAL;
-  const state = currd.argoState;
+  const state = hv.argoOf(currd);
   if (!state) return -ENODEV;
   const ring = state.rings.get(ringKey(aport, partnerId));
   if (!ring) return -ENOENT;

@@ -72,7 +72,7 @@ describe("policy reload", () => {
     const { hv, o, b } = world();
     expect(typeof o.registerRing(20, b.domain.domid, 48)).toBe("object");
     hv.loadPolicy(Policy.parse(both(), "p2.yaml"));
-    expect(o.domain.argoState).toBeNull();
+    expect(hv.argoOf(o.domain)).toBeNull();
     expect(o.registerRing(20, b.domain.domid, 48)).toBe(-E.EACCES); // enable denied
     hv.loadPolicy(Policy.parse(both("  - { frontend: other_t, backend: backend_t, device: rng, allow: [enable, send, register_single_source] }"), "p3.yaml"));
     expect(typeof o.registerRing(20, b.domain.domid, 48)).toBe("object");
