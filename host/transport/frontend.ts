@@ -346,7 +346,9 @@ export class ArgoFrontend implements GuestVirtioDevice {
   }
 
   private probeBackend(): void {
-    const q = this.cfg.argo.query(this.entry.backendDomid, this.entry.backendPort, 0);
+    // space_required larger than any ring: Xen answers EMSGSIZE and leaves our
+    // pending-space entry alone (a satisfiable size would cancel it: fill_ring_data).
+    const q = this.cfg.argo.query(this.entry.backendDomid, this.entry.backendPort, 0xffffffff);
     if (q.rc < 0 || !(q.flags & RING_EXISTS)) this.markGone("backend ring gone");
   }
 
