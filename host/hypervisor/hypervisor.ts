@@ -11,6 +11,7 @@ import { DOMID_ANY } from "./layout.ts";
 import { Xsm } from "./xsm.ts";
 import { Mac, Policy, type AuditLog } from "../mac/index.ts";
 import type { RingInfo } from "./ring.ts";
+import { GrantTables } from "./grant.ts";
 
 export interface HypervisorOptions {
   /** The MAC policy. Required: say `Policy.allowAll()` explicitly to run without one. */
@@ -51,6 +52,8 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
   /** @internal scratch for notify entries. */
   readonly notifyScratch: RingDataEnt = { aport: 0, domid: 0, flags: 0, spaceRequired: 0, maxMessageSize: 0 };
   private readonly domains = new Map<number, Domain>();
+  /** Grant tables, for the `grant` share baseline (not used by the argo path). */
+  readonly grants = new GrantTables((domid) => this.domains.get(domid));
   /** Argo state per domain (struct argo_domain), kept here so no guest handle can reach it. */
   readonly #argo = new WeakMap<Domain, ArgoState>();
   private nextDomid = FIRST_DOMID;
@@ -123,6 +126,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     if (!d) return false;
     const removed = argoDestroy(this, d);
     this.domains.delete(domid);
+    this.grants.destroy(domid);
     d.markDestroyed();
     for (const ring of removed) {
       if (ring.owner !== d) this.revoked(ring, "partner-destroyed");
