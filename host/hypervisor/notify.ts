@@ -47,11 +47,12 @@ export function notifyBegin(hv: Hypervisor, currd: Domain): number {
 export function fillRingData(hv: Hypervisor, currd: Domain, ent: RingDataEnt): number {
   ent.flags = 0;
   const dst = hv.domainById(ent.domid);
-  if (!dst || !hv.argoOf(dst)) return 0;
+  const dstState = hv.argoOf(dst);
+  if (!dst || !dstState) return 0;
   const denied = hv.mac.sendQuery(currd, dst);
   if (denied) return denied;
 
-  const ring = findRingByMatch(hv, dst, ent.aport, currd.domid);
+  const ring = findRingByMatch(dstState, ent.aport, currd.domid);
   if (!ring) return 0;
   ent.flags |= RING_EXISTS;
   ent.maxMessageSize = ring.len - MSG_HEADER_SIZE - MSG_SLOT_SIZE;

@@ -8,6 +8,7 @@ import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { pendingRequeue } from "./pending.ts";
 import { ringKey, type RingInfo } from "./ring.ts";
+import type { ArgoState } from "./argo-state.ts";
 
 /** Hypervisor-private copy of a sendv's iovs (xen_argo_iov_t iovs[XEN_ARGO_MAXIOV]). */
 export class SendScratch {
@@ -34,8 +35,8 @@ export function iovCount(s: SendScratch, niov: number): number {
 }
 
 /** find_ring_info_by_match: the ring for exactly this sender first, then the wildcard ring. */
-export function findRingByMatch(hv: Hypervisor, dst: Domain, aport: number, senderId: number): RingInfo | undefined {
-  const rings = hv.argoOf(dst)!.rings;
+export function findRingByMatch(dstState: ArgoState, aport: number, senderId: number): RingInfo | undefined {
+  const rings = dstState.rings;
   return rings.get(ringKey(aport, senderId)) ?? rings.get(ringKey(aport, DOMID_ANY));
 }
 
@@ -63,9 +64,10 @@ export function sendv(
   const denied = hv.mac.send(src, dst, len < 0 ? 0 : len);
   if (denied) return denied;
   if (!hv.argoOf(src)) return -ENODEV;
-  if (!hv.argoOf(dst)) return -ECONNREFUSED;
+  const dstState = hv.argoOf(dst);
+  if (!dstState) return -ECONNREFUSED;
 
-  const ring = findRingByMatch(hv, dst, dstAport, src.domid);
+  const ring = findRingByMatch(dstState, dstAport, src.domid);
   let rc: number;
   if (!ring) {
     rc = -ECONNREFUSED;
