@@ -30,7 +30,8 @@ export interface ControlHooks {
   reset(): void;
 }
 
-function words(...v: number[]): Uint8Array {
+/** Little-endian u32 words: the payload encoding of every control message. */
+export function words(...v: number[]): Uint8Array {
   const out = new Uint8Array(v.length * 4);
   const dv = new DataView(out.buffer);
   v.forEach((x, i) => dv.setUint32(i * 4, x >>> 0, true));

@@ -23,6 +23,7 @@ import {
 } from "./wire.ts";
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 import { GuestDriverQueue } from "./guest-queue.ts";
+import { words } from "./control.ts";
 import type { QueueFactory } from "./shadow.ts";
 
 export interface ArgoFrontendConfig {
@@ -154,15 +155,8 @@ export class ArgoFrontend implements GuestVirtioDevice {
     return new Promise((resolve, reject) => this.calls.set(token, { resolve, reject }));
   }
 
-  private static words(...v: number[]): Uint8Array {
-    const out = new Uint8Array(v.length * 4);
-    const dv = new DataView(out.buffer);
-    v.forEach((x, i) => dv.setUint32(i * 4, x >>> 0, true));
-    return out;
-  }
-
   private async setStatus(value: number): Promise<number> {
-    const r = await this.call(Ctrl.SET_DEVICE_STATUS, ArgoFrontend.words(value));
+    const r = await this.call(Ctrl.SET_DEVICE_STATUS, words(value));
     this.status = new DataView(r.buffer, r.byteOffset).getUint32(0, true);
     return this.status;
   }
@@ -177,33 +171,33 @@ export class ArgoFrontend implements GuestVirtioDevice {
     await this.reset();
     await this.setStatus(STATUS_ACKNOWLEDGE);
     await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-    const r = await this.call(Ctrl.GET_DEVICE_FEATURES, ArgoFrontend.words(0, 2));
+    const r = await this.call(Ctrl.GET_DEVICE_FEATURES, words(0, 2));
     const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
     const offered = BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n);
     // Ring features are between the guest driver and this transport (its own vrings).
     const ring = this.cfg.ringFeatures ?? 0n;
     const accepted = (offered | ring) & (wanted | VIRTIO_F_VERSION_1);
     const toDevice = accepted & ~ring;
-    await this.call(Ctrl.SET_DRIVER_FEATURES, ArgoFrontend.words(0, 2, Number(toDevice & 0xffffffffn), Number(toDevice >> 32n)));
+    await this.call(Ctrl.SET_DRIVER_FEATURES, words(0, 2, Number(toDevice & 0xffffffffn), Number(toDevice >> 32n)));
     const s = await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
     if (!(s & STATUS_FEATURES_OK)) throw new TransportError("device refused the features (FEATURES_OK not set)");
     return accepted;
   }
 
   async readConfig(offset: number, length: number): Promise<Uint8Array> {
-    const r = await this.call(Ctrl.GET_CONFIG, ArgoFrontend.words(offset, length));
+    const r = await this.call(Ctrl.GET_CONFIG, words(offset, length));
     return r.slice(4);
   }
 
   async writeConfig(offset: number, data: Uint8Array): Promise<void> {
     const p = new Uint8Array(8 + data.length);
-    p.set(ArgoFrontend.words(offset, data.length));
+    p.set(words(offset, data.length));
     p.set(data, 8);
     await this.call(Ctrl.SET_CONFIG, p);
   }
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
-    await this.call(Ctrl.SET_VQUEUE, ArgoFrontend.words(index, size));
+    await this.call(Ctrl.SET_VQUEUE, words(index, size));
     const pair = this.cfg.queues.guestPair(size);
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));
     this.queues[index] = { device: pair.device, driver };
