@@ -49,6 +49,8 @@ export class GuestArgo {
   private addrDomid = -1;
   private addrAport = -1;
   private addrSrcAport = -1;
+  private readonly gatherGpa = new Float64Array(MAXIOV);
+  private readonly gatherLen = new Float64Array(MAXIOV);
 
   constructor(domain: Domain, heap = new GuestHeap(domain.memory.buffer.byteLength)) {
     this.domain = domain;
@@ -113,16 +115,26 @@ export class GuestArgo {
   /** sendv of up to 8 buffers, each [gpa, len]. */
   sendIovs(dstDomid: number, dstAport: number, iovs: ReadonlyArray<readonly [number, number]>, messageType = 0, srcAport = 0): number {
     if (iovs.length > MAXIOV) throw new RangeError(`at most ${MAXIOV} iovs`);
+    for (let i = 0; i < iovs.length; i++) {
+      this.gatherGpa[i] = iovs[i][0];
+      this.gatherLen[i] = iovs[i][1];
+    }
+    return this.sendGather(dstDomid, dstAport, this.gatherGpa, this.gatherLen, iovs.length, messageType, srcAport);
+  }
+
+  /** sendv of `n` (<= 8) buffers given as parallel arrays; allocates nothing (for per-message paths). */
+  sendGather(dstDomid: number, dstAport: number, gpa: ArrayLike<number>, len: ArrayLike<number>, n: number, messageType = 0, srcAport = 0): number {
+    if (n > MAXIOV) throw new RangeError(`at most ${MAXIOV} iovs`);
     this.setAddrs(dstDomid, dstAport, srcAport);
     const base = this.scratch + SCRATCH_IOVS;
-    for (let i = 0; i < iovs.length; i++) {
-      const at = base + i * IOV_SIZE;
-      this.dv.setUint32(at + IOV_HND, iovs[i][0], true);
-      this.dv.setUint32(at + IOV_HND + 4, 0, true);
-      this.dv.setUint32(at + IOV_LEN, iovs[i][1], true);
-      this.dv.setUint32(at + IOV_LEN + 4, 0, true);
+    for (let i = 0; i < n; i++) {
+      const w = (base + i * IOV_SIZE) >>> 2;
+      this.u32[w] = gpa[i];
+      this.u32[w + 1] = 0;
+      this.u32[w + 2] = len[i];
+      this.u32[w + 3] = 0;
     }
-    return this.domain.hypercall(OP_SENDV, this.scratch + SCRATCH_SEND_ADDR, base, iovs.length, messageType);
+    return this.domain.hypercall(OP_SENDV, this.scratch + SCRATCH_SEND_ADDR, base, n, messageType);
   }
 
   private setAddrs(dstDomid: number, dstAport: number, srcAport: number): void {

@@ -85,6 +85,8 @@ export class ArgoBackend {
   private readonly control: ControlEndpoint;
   private draining = false;
   private stopped = false;
+  private readonly iovGpa = new Float64Array(2);
+  private readonly iovLen = new Float64Array(2);
   private unsubscribe: (() => void) | null = null;
 
   constructor(cfg: ArgoBackendConfig) {
@@ -309,9 +311,11 @@ export class ArgoBackend {
       kind: KIND_COMPLETION, flags: (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0) | (o.error ? FLAG_ERROR : 0),
       queue: o.req.queue, requestId: o.req.id, offset: o.offset, total: o.written, writable: o.written,
     });
-    const iovs: Array<[number, number]> = [[hdrAt, DATA_HEADER_SIZE]];
-    if (chunk > 0) iovs.push([o.req.gpa + o.req.total + o.offset, chunk]);
-    const rc = this.cfg.argo.sendIovs(this.cfg.frontendDomid, this.entry.frontendPort, iovs, MSG_DATA, this.entry.backendPort);
+    this.iovGpa[0] = hdrAt;
+    this.iovLen[0] = DATA_HEADER_SIZE;
+    this.iovGpa[1] = o.req.gpa + o.req.total + o.offset;
+    this.iovLen[1] = chunk;
+    const rc = this.cfg.argo.sendGather(this.cfg.frontendDomid, this.entry.frontendPort, this.iovGpa, this.iovLen, chunk > 0 ? 2 : 1, MSG_DATA, this.entry.backendPort);
     if (rc >= 0) {
       o.offset += chunk;
       this.stats.bytesOut += chunk;

@@ -87,6 +87,9 @@ export class ArgoFrontend implements GuestVirtioDevice {
   private readonly calls = new Map<number, PendingCall>();
   private readonly configListeners: Array<() => void> = [];
   private readonly chain: ChainBuffers;
+  /** One message's iovs (header + up to 7 pieces), reused for every fragment. */
+  private readonly iovGpa = new Float64Array(MAXIOV);
+  private readonly iovLen = new Float64Array(MAXIOV);
   private nextToken = 1;
   private generation = 1;
   private status = 0;
@@ -286,10 +289,14 @@ export class ArgoFrontend implements GuestVirtioDevice {
     let bytes = 0;
     let idx = req.rIndex;
     let inPiece = req.sentBytes - this.piecesBefore(req, idx);
-    const iovs: Array<[number, number]> = [[hdrAt, DATA_HEADER_SIZE]];
+    const iovGpa = this.iovGpa;
+    const iovLen = this.iovLen;
+    iovGpa[0] = hdrAt;
+    iovLen[0] = DATA_HEADER_SIZE;
     while (idx < req.rGpa.length && n < MAXIOV && bytes < this.maxPayload) {
       const take = Math.min(req.rLen[idx] - inPiece, this.maxPayload - bytes);
-      iovs.push([req.rGpa[idx] + inPiece, take]);
+      iovGpa[n] = req.rGpa[idx] + inPiece;
+      iovLen[n] = take;
       bytes += take;
       n++;
       if (inPiece + take === req.rLen[idx]) { idx++; inPiece = 0; } else inPiece += take;
@@ -300,7 +307,7 @@ export class ArgoFrontend implements GuestVirtioDevice {
       kind: KIND_REQUEST, flags: (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0), queue: req.queue,
       requestId: req.id, offset: req.sentBytes, total: req.readableTotal, writable: req.capacity,
     });
-    const rc = this.cfg.argo.sendIovs(this.entry.backendDomid, this.entry.backendPort, iovs, MSG_DATA, this.entry.frontendPort);
+    const rc = this.cfg.argo.sendGather(this.entry.backendDomid, this.entry.backendPort, iovGpa, iovLen, n, MSG_DATA, this.entry.frontendPort);
     if (rc >= 0) {
       req.sentBytes += bytes;
       req.rIndex = idx;
