@@ -93,7 +93,7 @@ export class ArgoBackend {
     this.cfg = cfg;
     this.entry = cfg.entry;
     this.maxRequest = cfg.maxRequestBytes ?? (1 << 20) + 4096;
-    this.maxPayload = cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE - DATA_HEADER_SIZE;
+    this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.scratch = cfg.heap.allocPages(1);
     this.dv = new DataView(cfg.argo.domain.memory.buffer);
     this.control = new ControlEndpoint(cfg.model, {

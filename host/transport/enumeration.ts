@@ -8,7 +8,7 @@
 //   0           4        8     9     10       16         24        28        32        36      40   44
 //   then `count` entries of ENTRY_SIZE bytes:
 //   {le32 dev_num, le32 virtio_type, le16 backend_domid, le16 flags, le32 frontend_port,
-//    le32 backend_port, le32 ring_len, le32 reserved}
+//    le32 backend_port, le32 ring_len, le32 max_message}
 //   The bytes of the whole table sum to 0 mod 256 (ACPI checksum).
 
 export const TABLE_SIGNATURE = 0x47524156; // "VARG" little-endian
@@ -30,6 +30,8 @@ export interface DeviceEntry {
   backendPort: number;
   /** Data bytes of each of the two rings. */
   ringLen: number;
+  /** Largest Argo payload either side may send (the policy's max_message_bytes, or what the ring holds). */
+  maxMessage: number;
 }
 
 export type TableError =
@@ -53,7 +55,7 @@ export function writeEntry(dv: DataView, at: number, e: DeviceEntry): void {
   dv.setUint32(at + 12, e.frontendPort, true);
   dv.setUint32(at + 16, e.backendPort, true);
   dv.setUint32(at + 20, e.ringLen, true);
-  dv.setUint32(at + 24, 0, true);
+  dv.setUint32(at + 24, e.maxMessage, true);
 }
 
 export function readEntry(dv: DataView, at: number): DeviceEntry {
@@ -65,6 +67,7 @@ export function readEntry(dv: DataView, at: number): DeviceEntry {
     frontendPort: dv.getUint32(at + 12, true),
     backendPort: dv.getUint32(at + 16, true),
     ringLen: dv.getUint32(at + 20, true),
+    maxMessage: dv.getUint32(at + 24, true),
   };
 }
 
@@ -130,5 +133,7 @@ export function entryProblem(e: DeviceEntry): string | null {
   if (e.backendDomid >= 0x7ff0) return `backend domid ${e.backendDomid} is reserved`;
   if (e.frontendPort === e.backendPort) return "frontend and backend ports must differ";
   if (e.ringLen < 48 || e.ringLen > 0x1000000 || e.ringLen % 16 !== 0) return `ring length ${e.ringLen} is not a valid Argo ring`;
+  // A message must carry a transport header plus at least one byte, and fit the ring.
+  if (e.maxMessage < 64 || e.maxMessage > e.ringLen - 32) return `max message ${e.maxMessage} does not fit ring ${e.ringLen}`;
   return null;
 }

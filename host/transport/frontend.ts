@@ -103,7 +103,7 @@ export class ArgoFrontend implements GuestVirtioDevice {
     this.virtioId = cfg.entry.virtioType;
     this.scratch = cfg.heap.allocPages(4); // headers, control messages and iov lists
     this.dv = new DataView(cfg.argo.domain.memory.buffer);
-    this.maxPayload = cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE - DATA_HEADER_SIZE;
+    this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.chain = new ChainBuffers(1024);
   }
 

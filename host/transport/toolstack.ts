@@ -5,6 +5,7 @@ import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Domain } from "../hypervisor/domain.ts";
 import type { DeviceTypeName, VirtioDeviceModel } from "../devices/types.ts";
 import { VIRTIO_IDS } from "../devices/types.ts";
+import { createDeviceModel, type DeviceModelOptions } from "../devices/index.ts";
 import { ArgoBackend } from "./backend.ts";
 import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
@@ -17,7 +18,10 @@ export interface DevicePairSpec {
   type: DeviceTypeName;
   frontend: Domain;
   backend: Domain;
-  model: VirtioDeviceModel;
+  /** Options for the device model the toolstack creates (policy rules are applied on top). */
+  options?: DeviceModelOptions;
+  /** Or a ready model (tests, custom devices); it must satisfy the pair's device rules. */
+  model?: VirtioDeviceModel;
   /** Data bytes of each ring (default 256 KiB + 64 so a 256 KiB request fits one message pair). */
   ringLen?: number;
 }
@@ -28,6 +32,7 @@ export interface DevicePair {
   readonly frontend: Domain;
   readonly backend: Domain;
   readonly server: ArgoBackend;
+  readonly model: VirtioDeviceModel;
 }
 
 /** The policy does not allow this device pair: it is not even enumerated. */
@@ -65,15 +70,22 @@ export class Toolstack {
         `policy ${this.hv.policy.source} has no ${spec.type} pair for ${spec.frontend.label} -> ${spec.backend.label}: device not enumerated`,
       );
     }
+    const model = spec.model ?? this.makeModel(spec, rule.rules.readOnly === true);
+    // A read_only rule is the policy's, not the VMM's, to relax.
+    if (rule.rules.readOnly && spec.type === "blk" && !(model as { readOnly?: boolean }).readOnly) {
+      throw new PairDenied(`policy ${this.hv.policy.source} requires ${spec.type} for ${spec.frontend.label} to be read-only`);
+    }
     const devNum = this.nextDev++;
+    // Size rings and messages inside the pair's limits, so the policy never has to refuse them.
+    const ringLen = Math.min(spec.ringLen ?? DEFAULT_RING, rule.limits.maxRingBytes ?? Infinity) & ~15;
     const entry: DeviceEntry = {
       devNum, virtioType: VIRTIO_IDS[spec.type], backendDomid: spec.backend.domid, flags: 0,
       backendPort: PORT_BASE + devNum * 2, frontendPort: PORT_BASE + devNum * 2 + 1,
-      ringLen: spec.ringLen ?? DEFAULT_RING,
+      ringLen, maxMessage: Math.min(ringLen - 32, rule.limits.maxMessageBytes ?? Infinity),
     };
     const bk = this.kernel(spec.backend);
     const server = new ArgoBackend({
-      argo: bk.argo, heap: bk.heap, entry, frontendDomid: spec.frontend.domid, model: spec.model,
+      argo: bk.argo, heap: bk.heap, entry, frontendDomid: spec.frontend.domid, model,
       queues: new QueueFactory(spec.backend.memory, bk.heap),
       deny: (perm, detail) => {
         const e = {
@@ -86,9 +98,18 @@ export class Toolstack {
     });
     const rc = server.start();
     if (rc < 0) throw new Error(`backend for ${spec.type} device ${devNum} could not register its ring: ${rc}`);
-    const pair: DevicePair = { entry, type: spec.type, frontend: spec.frontend, backend: spec.backend, server };
+    const pair: DevicePair = { entry, type: spec.type, frontend: spec.frontend, backend: spec.backend, server, model };
     this.pairs.push(pair);
     return pair;
+  }
+
+  private makeModel(spec: DevicePairSpec, readOnly: boolean): VirtioDeviceModel {
+    const opts: DeviceModelOptions = { ...spec.options };
+    if (spec.type === "blk") {
+      if (!opts.blk) throw new TypeError("a blk device pair needs options.blk.image");
+      opts.blk = { ...opts.blk, readOnly: readOnly || !!opts.blk.readOnly };
+    }
+    return createDeviceModel(spec.type, opts);
   }
 
   /** Writes the device table for `guest` (all its pairs) into its reserved page. */

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { parseTable, writeTable, tableSize, TABLE_HEADER_SIZE, type DeviceEntry } from "../../host/transport/enumeration.ts";
 
 const entry = (devNum: number): DeviceEntry => ({
-  devNum, virtioType: 2, backendDomid: 3, flags: 0, frontendPort: 0x10001 + devNum * 2, backendPort: 0x10000 + devNum * 2, ringLen: 4096,
+  devNum, virtioType: 2, backendDomid: 3, flags: 0, frontendPort: 0x10001 + devNum * 2, backendPort: 0x10000 + devNum * 2, ringLen: 4096, maxMessage: 4064,
 });
 
 function mem(): WebAssembly.Memory {

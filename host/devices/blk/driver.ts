@@ -1,0 +1,135 @@
+// virtio-blk guest driver: builds requests in the guest's own memory and waits for their
+// completions. Transport-neutral: it talks to a GuestVirtioDevice. Many requests may be
+// in flight; when the queue is full, new ones wait in FIFO order.
+import type { DriverQueue, GuestBuffer, GuestVirtioDevice } from "../types.ts";
+import * as B from "./layout.ts";
+
+export interface BlkDriverOptions {
+  queueSize?: number;
+}
+
+interface Slot {
+  /** Guest page holding this request's header (0), status (16), segment (32) and id (64). */
+  gpa: number;
+  resolve: ((status: number) => void) | null;
+}
+
+const SLOT_HEADER = 0;
+const SLOT_STATUS = 16;
+const SLOT_SEGMENT = 32;
+const SLOT_ID = 64;
+
+export class BlkDriver {
+  readonly dev: GuestVirtioDevice;
+  capacity = 0;
+  readOnly = false;
+  features = 0n;
+  private queue: DriverQueue | null = null;
+  private readonly queueSize: number;
+  private readonly slots: Slot[] = [];
+  private readonly freeSlots: number[] = [];
+  private readonly waiting: Array<() => void> = [];
+  private dv: DataView;
+
+  constructor(dev: GuestVirtioDevice, opts: BlkDriverOptions = {}) {
+    this.dev = dev;
+    this.queueSize = opts.queueSize ?? 128;
+    this.dv = new DataView(dev.memory.buffer);
+  }
+
+  async init(): Promise<void> {
+    this.features = await this.dev.negotiate(
+      B.VIRTIO_BLK_F_FLUSH | B.VIRTIO_BLK_F_BLK_SIZE | B.VIRTIO_BLK_F_SEG_MAX | B.VIRTIO_BLK_F_SIZE_MAX |
+        B.VIRTIO_BLK_F_RO | B.VIRTIO_BLK_F_DISCARD | B.VIRTIO_BLK_F_WRITE_ZEROES,
+    );
+    this.readOnly = (this.features & B.VIRTIO_BLK_F_RO) !== 0n;
+    const cfg = await this.dev.readConfig(B.CFG_CAPACITY, 8);
+    this.capacity = Number(new DataView(cfg.buffer, cfg.byteOffset, 8).getBigUint64(0, true));
+    this.queue = await this.dev.setupQueue(0, this.queueSize, (token, _written, error) => this.complete(token, error));
+    await this.dev.driverOk();
+    // A request uses at least 2 descriptors: at most size/2 in flight.
+    for (let i = 0; i < this.queueSize / 2; i++) {
+      this.slots.push({ gpa: this.dev.alloc(4096), resolve: null });
+      this.freeSlots.push(i);
+    }
+  }
+
+  /** Reads `len` bytes (a multiple of 512) at `sector` into guest memory at `gpa`; resolves with the status. */
+  read(sector: number, gpa: number, len: number): Promise<number> {
+    return this.request(B.VIRTIO_BLK_T_IN, sector, [{ gpa, len, writable: true }]);
+  }
+
+  write(sector: number, gpa: number, len: number): Promise<number> {
+    return this.request(B.VIRTIO_BLK_T_OUT, sector, [{ gpa, len, writable: false }]);
+  }
+
+  flush(): Promise<number> {
+    return this.request(B.VIRTIO_BLK_T_FLUSH, 0, []);
+  }
+
+  discard(sector: number, count: number): Promise<number> {
+    return this.request(B.VIRTIO_BLK_T_DISCARD, 0, [], { sector, count });
+  }
+
+  writeZeroes(sector: number, count: number): Promise<number> {
+    return this.request(B.VIRTIO_BLK_T_WRITE_ZEROES, 0, [], { sector, count });
+  }
+
+  /** The device's id string (GET_ID), or null on error. */
+  async getId(): Promise<string | null> {
+    const slot = await this.takeSlot();
+    const gpa = this.slots[slot].gpa + SLOT_ID;
+    const status = await this.submit(slot, B.VIRTIO_BLK_T_GET_ID, 0, [{ gpa, len: B.VIRTIO_BLK_ID_BYTES, writable: true }]);
+    if (status !== B.VIRTIO_BLK_S_OK) return null;
+    const bytes = new Uint8Array(this.dev.memory.buffer, gpa, B.VIRTIO_BLK_ID_BYTES);
+    const end = bytes.indexOf(0);
+    return new TextDecoder().decode(bytes.slice(0, end < 0 ? bytes.length : end));
+  }
+
+  private async request(type: number, sector: number, data: GuestBuffer[], segment?: { sector: number; count: number }): Promise<number> {
+    const slot = await this.takeSlot();
+    if (segment) {
+      const at = this.slots[slot].gpa + SLOT_SEGMENT;
+      this.dv.setBigUint64(at, BigInt(segment.sector), true);
+      this.dv.setUint32(at + 8, segment.count, true);
+      this.dv.setUint32(at + 12, 0, true);
+      data = [{ gpa: at, len: B.SEGMENT_SIZE, writable: false }];
+    }
+    return this.submit(slot, type, sector, data);
+  }
+
+  private submit(slot: number, type: number, sector: number, data: GuestBuffer[]): Promise<number> {
+    const s = this.slots[slot];
+    this.dv.setUint32(s.gpa + SLOT_HEADER, type, true);
+    this.dv.setUint32(s.gpa + SLOT_HEADER + 4, 0, true);
+    this.dv.setBigUint64(s.gpa + SLOT_HEADER + 8, BigInt(sector), true);
+    this.dv.setUint8(s.gpa + SLOT_STATUS, 0xff); // no status yet
+    const bufs: GuestBuffer[] = [{ gpa: s.gpa + SLOT_HEADER, len: B.REQ_HEADER_SIZE, writable: false }, ...data, { gpa: s.gpa + SLOT_STATUS, len: 1, writable: true }];
+    return new Promise<number>((resolve) => {
+      s.resolve = resolve;
+      if (this.dev.gone || !this.queue || !this.queue.add(bufs, slot)) {
+        this.complete(slot, true);
+        return;
+      }
+      this.queue.kick();
+    });
+  }
+
+  private complete(slot: number, error: boolean): void {
+    const s = this.slots[slot];
+    if (!s?.resolve) return;
+    const resolve = s.resolve;
+    s.resolve = null;
+    const status = error ? B.VIRTIO_BLK_S_IOERR : this.dv.getUint8(s.gpa + SLOT_STATUS);
+    this.freeSlots.push(slot);
+    this.waiting.shift()?.();
+    // A status the device never wrote (0xff) is an I/O error too.
+    resolve(status > B.VIRTIO_BLK_S_UNSUPP ? B.VIRTIO_BLK_S_IOERR : status);
+  }
+
+  private takeSlot(): Promise<number> {
+    const slot = this.freeSlots.pop();
+    if (slot !== undefined) return Promise.resolve(slot);
+    return new Promise((resolve) => this.waiting.push(() => resolve(this.freeSlots.pop()!)));
+  }
+}

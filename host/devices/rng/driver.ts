@@ -1,0 +1,43 @@
+// virtio-rng guest driver.
+import type { DriverQueue, GuestVirtioDevice } from "../types.ts";
+
+export class RngDriver {
+  readonly dev: GuestVirtioDevice;
+  private q: DriverQueue | null = null;
+  private readonly waiting = new Map<number, { gpa: number; len: number; resolve: (b: Uint8Array | null) => void }>();
+  private nextToken = 1;
+
+  constructor(dev: GuestVirtioDevice) {
+    this.dev = dev;
+  }
+
+  async init(): Promise<void> {
+    await this.dev.negotiate(0n);
+    this.q = await this.dev.setupQueue(0, 16, (token, written, error) => {
+      const w = this.waiting.get(token);
+      this.waiting.delete(token);
+      if (!w) return;
+      const out = error ? null : new Uint8Array(this.dev.memory.buffer).slice(w.gpa, w.gpa + Math.min(written, w.len));
+      this.dev.free(w.gpa, w.len);
+      w.resolve(out);
+    });
+    await this.dev.driverOk();
+  }
+
+  /** Up to n random bytes from the device (it may return fewer), or null on error. */
+  read(n: number): Promise<Uint8Array | null> {
+    if (!this.q) return Promise.resolve(null);
+    const gpa = this.dev.alloc(n);
+    const token = this.nextToken++;
+    return new Promise((resolve) => {
+      this.waiting.set(token, { gpa, len: n, resolve });
+      if (!this.q!.add([{ gpa, len: n, writable: true }], token)) {
+        this.waiting.delete(token);
+        this.dev.free(gpa, n);
+        resolve(null);
+        return;
+      }
+      this.q!.kick();
+    });
+  }
+}
