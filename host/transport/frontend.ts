@@ -249,7 +249,8 @@ export class ArgoFrontend implements GuestVirtioDevice {
 
   private track(q: number, c: ChainBuffers): InFlight {
     const req: InFlight = {
-      id: ((this.generation << 16) | c.head) >>> 0, queue: q, head: c.head,
+      // Unique among requests in flight: a head is unique within its queue until used.
+      id: (((this.generation & 0xff) << 24) | ((q & 0xff) << 16) | c.head) >>> 0, queue: q, head: c.head,
       rGpa: [], rLen: [], rIndex: 0, readableTotal: c.readableBytes, sentBytes: 0,
       wGpa: [], wLen: [], capacity: c.writableBytes, received: 0, completionTotal: 0,
     };
