@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { cpus } from "node:os";
 import { runArgoBench, argoTable, runPolicyOverheadBench } from "./argo.ts";
 import { runPolicyBench, policyTable } from "./policy.ts";
+import { runBlkBench, blkTable } from "./blk.ts";
 
 export interface BenchOptions {
   quick: boolean;
@@ -31,6 +32,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     "## MAC policy overhead (64 B sendv + consume)\n\n" +
       `policy checked: ${pol.policyNs.toFixed(0)} ns, allow-all: ${pol.allowAllNs.toFixed(0)} ns, overhead ${(pol.overhead * 100).toFixed(1)}% (target <= 3%)`,
   );
+
+  log("virtio-blk round trips over the argo transport ...");
+  const blk = await runBlkBench({ quick: opts.quick });
+  results.blk = blk;
+  sections.push("## virtio-blk over argo\n\n" + blkTable(blk));
 
   log("MAC hook micro-benchmark ...");
   const micro = runPolicyBench({ quick: opts.quick });

@@ -8,7 +8,6 @@ import { ArgoFrontend } from "./frontend.ts";
 import { DEVICE_TABLE_GPA, type GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
 import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from "../devices/types.ts";
 
 export type DeviceListener = (event: "ready" | "removed", frontend: ArgoFrontend) => void;
 
@@ -52,7 +51,9 @@ export class GuestTransport {
     if (this.devices.has(e.devNum)) return null;
     const fe = new ArgoFrontend({
       argo: this.kernel.argo, heap: this.kernel.heap, entry: e, queues: this.queues,
-      ringFeatures: VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC,
+      // The transport's split rings do not implement EVENT_IDX or indirect tables yet:
+      // offering them would let a driver build chains this side refuses.
+      ringFeatures: 0n,
     });
     if (fe.start() < 0) return null;
     this.devices.set(e.devNum, fe);

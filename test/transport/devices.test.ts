@@ -6,7 +6,7 @@ import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { Toolstack } from "../../host/transport/toolstack.ts";
 import { GuestTransport } from "../../host/transport/guest-transport.ts";
-import { BlkDriver, ConsoleDriver, RngDriver, type ConsoleModel } from "../../host/devices/index.ts";
+import { BlkDriver, ConsoleDriver, RngDriver, type BlkModel, type ConsoleModel } from "../../host/devices/index.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
 import { settle } from "./helpers.ts";
 
@@ -144,5 +144,42 @@ describe("devices over argo", () => {
     const w = boot();
     expect([...w.t2.devices.values()].map((d) => d.entry.devNum)).toEqual([w.blk2.entry.devNum]);
     expect(() => w.ts.addDevice({ type: "console", frontend: w.g2, backend: w.be })).toThrow(/no console pair/);
+  });
+});
+
+describe("blk on a file", () => {
+  it("reads and writes a disk image file (in the OS temp dir, never the repo)", async () => {
+    const { mkdtempSync, writeFileSync, readFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "virtio-argo-blk-"));
+    try {
+      const path = join(dir, "disk.img");
+      writeFileSync(path, new Uint8Array(1 << 20).fill(3));
+      const hv = new Hypervisor({ policy: Policy.parse(POLICY, "devices.yaml") });
+      const g = hv.createDomain({ name: "g", label: "guest_t", memoryBytes: 8 << 20 });
+      const be = hv.createDomain({ name: "b", label: "backend_t", memoryBytes: 8 << 20 });
+      const ts = new Toolstack(hv);
+      const pair = ts.addDevice({ type: "blk", frontend: g, backend: be, options: { blk: { image: { path } } } });
+      ts.writeDeviceTable(g);
+      const gt = new GuestTransport(ts.kernel(g));
+      gt.probe();
+      const blk = new BlkDriver(gt.devices.get(pair.entry.devNum)!);
+      await drive(blk.init());
+      const buf = blk.dev.alloc(8192);
+      const mem = new Uint8Array(g.memory.buffer);
+      mem.fill(9, buf, buf + 4096);
+      expect(await drive(blk.write(8, buf, 4096))).toBe(VIRTIO_BLK_S_OK);
+      expect(await drive(blk.flush())).toBe(VIRTIO_BLK_S_OK);
+      expect(await drive(blk.read(0, buf, 8192))).toBe(VIRTIO_BLK_S_OK);
+      expect(mem[buf]).toBe(3);
+      expect(mem[buf + 4096]).toBe(9);
+      const file = readFileSync(path);
+      expect(file[4096]).toBe(9);
+      expect(file[4095]).toBe(3);
+      (pair.model as BlkModel).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
