@@ -4,6 +4,7 @@
 //
 //   npx tsx bench/argo.ts [--quick]
 import { Bench } from "tinybench";
+import { medianMs } from "./stats.ts";
 import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import { Policy } from "../host/mac/index.ts";
 import { GuestArgo, type GuestRing } from "../host/guest/argo-driver.ts";
@@ -88,13 +89,7 @@ export async function runArgoBench(opts: { quick: boolean; policy?: Policy; size
       });
     await bench.run();
     if (failures) throw new Error(`argo bench: ${failures} sends or reads failed at ${size} B`);
-    const med = (name: string): number => {
-      const t = bench.tasks.find((x) => x.name === name)!;
-      const res = t.result as unknown as { latency?: { p50?: number } };
-      const ms = res.latency?.p50;
-      if (typeof ms !== "number") throw new Error(`no result for ${name}`);
-      return (ms * 1e6) / n;
-    };
+    const med = (name: string): number => (medianMs(bench, name) * 1e6) / n;
     const argoNs = med("argo");
     const argoReadNs = med("argo+read");
     const setNs = med("set");

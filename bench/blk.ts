@@ -3,6 +3,7 @@
 // byte counters say how many bytes crossed domains.
 //   npx tsx bench/blk.ts [--quick]
 import { Bench } from "tinybench";
+import { medianMs } from "./stats.ts";
 import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import { Policy } from "../host/mac/index.ts";
 import { Toolstack } from "../host/transport/toolstack.ts";
@@ -66,7 +67,7 @@ export async function runBlkBench(opts: { quick: boolean }): Promise<BlkBenchRow
           for (const s of await Promise.all(ps)) if (s !== 0) throw new Error("blk request failed");
         });
       await bench.run();
-      const p50 = (name: string) => (bench.tasks.find((t) => t.name === name)!.result as unknown as { latency: { p50: number } }).latency.p50;
+      const p50 = (name: string) => medianMs(bench, name);
       const latencyUs = p50("qd1") * 1000;
       const iops = (qd / p50("qd32")) * 1000;
       rows.push({ size, op, latencyUs, iops, mbps: (iops * size) / 1e6 });
