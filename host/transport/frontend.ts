@@ -12,7 +12,7 @@ import { READ_EMPTY } from "../hypervisor/engine.ts";
 import { EAGAIN } from "../hypervisor/errno.ts";
 import { MSG_HEADER_SIZE, MSG_SLOT_SIZE, MAXIOV, RING_EXISTS } from "../hypervisor/layout.ts";
 import {
-  STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_VERSION_1,
+  STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1,
   type DriverQueue, type GuestVirtioDevice, type UsedHandler,
 } from "../devices/types.ts";
 import type { DeviceEntry } from "./enumeration.ts";
@@ -92,6 +92,8 @@ export class ArgoFrontend implements GuestVirtioDevice {
   private readonly iovLen = new Float64Array(MAXIOV);
   private nextToken = 1;
   private generation = 1;
+  /** Features the driver accepted, ring features included. */
+  private accepted = 0n;
   private status = 0;
   private draining = false;
   private isGone = false;
@@ -180,6 +182,7 @@ export class ArgoFrontend implements GuestVirtioDevice {
     // Ring features are between the guest driver and this transport (its own vrings).
     const ring = this.cfg.ringFeatures ?? 0n;
     const accepted = (offered | ring) & (wanted | VIRTIO_F_VERSION_1);
+    this.accepted = accepted;
     const toDevice = accepted & ~ring;
     await this.call(Ctrl.SET_DRIVER_FEATURES, words(0, 2, Number(toDevice & 0xffffffffn), Number(toDevice >> 32n)));
     const s = await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
@@ -201,7 +204,7 @@ export class ArgoFrontend implements GuestVirtioDevice {
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
-    const pair = this.cfg.queues.guestPair(size);
+    const pair = this.cfg.queues.guestPair(size, (this.accepted & VIRTIO_F_EVENT_IDX) !== 0n);
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));
     this.queues[index] = { device: pair.device, driver };
     return driver;

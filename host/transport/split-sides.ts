@@ -5,14 +5,21 @@
 // buffers come before writable ones, and every buffer lies inside memory.
 //
 //   desc  16 B x size : {le64 addr, le32 len, le16 flags, le16 next}
-//   avail 4 + 2 x size: {le16 flags, le16 idx, le16 ring[size]}
-//   used  4 + 8 x size: {le16 flags, le16 idx, {le32 id, le32 len}[size]}
+//   avail 6 + 2 x size: {le16 flags, le16 idx, le16 ring[size], le16 used_event}
+//   used  6 + 8 x size: {le16 flags, le16 idx, {le32 id, le32 len}[size], le16 avail_event}
+// With VIRTIO_F_EVENT_IDX (2.7.10) each side publishes how far the other may go before it
+// wants a notification (used_event / avail_event) and notifications follow vring_need_event.
 import type { GuestHeap } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
 
 const VIRTQ_DESC_F_NEXT = 1;
 const VIRTQ_DESC_F_WRITE = 2;
 const VIRTQ_DESC_F_INDIRECT = 4;
+
+/** vring_need_event (VirtIO 1.2 2.7.10): has idx moved past event since old? All u16. */
+export function vringNeedEvent(event: number, newIdx: number, old: number): boolean {
+  return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff);
+}
 
 export type SplitError =
   | "AvailIdxJump" | "IndexOutOfRange" | "DescriptorLoop" | "ChainTooLong" | "AddressOutOfRange"
@@ -26,13 +33,21 @@ export interface SplitLayout {
   used: number;
 }
 
-export function allocSplit(heap: GuestHeap, size: number): SplitLayout {
+export function allocSplit(memory: WebAssembly.Memory, heap: GuestHeap, size: number): SplitLayout {
   if (size < 1 || size > 32768 || (size & (size - 1)) !== 0) throw new RangeError(`queue size ${size} is not a power of two <= 32768`);
-  return { size, desc: heap.alloc(16 * size), avail: heap.alloc(6 + 2 * size), used: heap.alloc(6 + 8 * size) };
+  const l = { size, desc: heap.alloc(16 * size), avail: heap.alloc(6 + 2 * size), used: heap.alloc(6 + 8 * size) };
+  // Pages may be recycled: a ring starts with every index and event field at zero.
+  const u8 = new Uint8Array(memory.buffer);
+  u8.fill(0, l.avail, l.avail + 6 + 2 * size);
+  u8.fill(0, l.used, l.used + 6 + 8 * size);
+  return l;
 }
 
 class SplitDriver implements DriverSide {
   readonly size: number;
+  private readonly eventIdx: boolean;
+  /** avail idx at the last kick decision (EVENT_IDX). */
+  private kickedAt = 0;
   private readonly dv: DataView;
   private readonly l: SplitLayout;
   private readonly free: number[] = [];
@@ -40,9 +55,10 @@ class SplitDriver implements DriverSide {
   private availIdx = 0;
   private lastUsed = 0;
 
-  constructor(memory: WebAssembly.Memory, l: SplitLayout) {
+  constructor(memory: WebAssembly.Memory, l: SplitLayout, eventIdx: boolean) {
     this.l = l;
     this.size = l.size;
+    this.eventIdx = eventIdx;
     this.dv = new DataView(memory.buffer);
     this.chainLen = new Uint16Array(l.size);
     for (let i = l.size - 1; i >= 0; i--) this.free.push(i);
@@ -74,7 +90,11 @@ class SplitDriver implements DriverSide {
   }
 
   needsKick(): boolean {
-    return true; // no EVENT_IDX on this ring: always notify
+    const old = this.kickedAt;
+    this.kickedAt = this.availIdx;
+    if (!this.eventIdx) return true;
+    const availEvent = this.dv.getUint16(this.l.used + 4 + 8 * this.size, true); // device-written
+    return vringNeedEvent(availEvent, this.availIdx, old);
   }
 
   reclaim(cb: (head: number, written: number) => void): number {
@@ -97,12 +117,17 @@ class SplitDriver implements DriverSide {
       this.chainLen[id] = 0;
       cb(id, written);
     }
+    // used_event: interrupt me as soon as anything past what I have seen is used.
+    if (this.eventIdx) this.dv.setUint16(this.l.avail + 4 + 2 * this.size, this.lastUsed, true);
     return n;
   }
 }
 
 class SplitDevice implements DeviceSide {
   readonly size: number;
+  private readonly eventIdx: boolean;
+  /** used idx at the last interrupt decision (EVENT_IDX). */
+  private signalledAt = 0;
   error: SplitError | null = null;
   private readonly dv: DataView;
   private readonly memSize: number;
@@ -111,9 +136,10 @@ class SplitDevice implements DeviceSide {
   private usedIdx = 0;
   private readonly seen: Uint8Array;
 
-  constructor(memory: WebAssembly.Memory, l: SplitLayout) {
+  constructor(memory: WebAssembly.Memory, l: SplitLayout, eventIdx: boolean) {
     this.l = l;
     this.size = l.size;
+    this.eventIdx = eventIdx;
     this.dv = new DataView(memory.buffer);
     this.memSize = memory.buffer.byteLength;
     this.seen = new Uint8Array(l.size);
@@ -134,6 +160,8 @@ class SplitDevice implements DeviceSide {
     const head = dv.getUint16(this.l.avail + 4 + 2 * (this.lastAvail & (this.size - 1)), true);
     if (head >= this.size) return this.fail("IndexOutOfRange");
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    // avail_event: kick me for anything past what I have taken.
+    if (this.eventIdx) dv.setUint16(this.l.used + 4 + 8 * this.size, this.lastAvail, true);
     out.reset(head);
     this.seen.fill(0);
     let i = head;
@@ -175,12 +203,16 @@ class SplitDevice implements DeviceSide {
   }
 
   needsInterrupt(): boolean {
-    return true;
+    const old = this.signalledAt;
+    this.signalledAt = this.usedIdx;
+    if (!this.eventIdx) return old !== this.usedIdx;
+    const usedEvent = this.dv.getUint16(this.l.avail + 4 + 2 * this.size, true); // driver-written
+    return vringNeedEvent(usedEvent, this.usedIdx, old);
   }
 }
 
 /** A split ring of `size` entries allocated from `heap`, seen from both sides. */
-export function splitQueue(memory: WebAssembly.Memory, heap: GuestHeap, size: number): { driver: DriverSide; device: DeviceSide } {
-  const l = allocSplit(heap, size);
-  return { driver: new SplitDriver(memory, l), device: new SplitDevice(memory, l) };
+export function splitQueue(memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false): { driver: DriverSide; device: DeviceSide } {
+  const l = allocSplit(memory, heap, size);
+  return { driver: new SplitDriver(memory, l, eventIdx), device: new SplitDevice(memory, l, eventIdx) };
 }

@@ -77,6 +77,21 @@ describe("data plane", () => {
     for (const q of reqs) expect((await q.done).out).toEqual(xor5a(q.data));
   });
 
+  it("with EVENT_IDX negotiated, interrupts are suppressed while the driver has not caught up, and nothing is lost", async () => {
+    const w = world();
+    const { VIRTIO_F_EVENT_IDX } = await import("../../host/devices/types.ts");
+    const accepted = await w.fe.negotiate(1n | VIRTIO_F_EVENT_IDX);
+    expect(accepted & VIRTIO_F_EVENT_IDX).toBe(VIRTIO_F_EVENT_IDX);
+    const r = await new Requester(w.fe).setup(0, 256);
+    await w.fe.driverOk();
+    const reqs = Array.from({ length: 60 }, (_, i) => {
+      const data = pattern(10 + i, i + 5);
+      return { data, done: r.submit(data, data.length).done };
+    });
+    await settle(() => r.outstanding === 0);
+    for (const q of reqs) expect((await q.done).out).toEqual(xor5a(q.data));
+  });
+
   it("no domain object holds a view of another domain's memory on the argo path", async () => {
     const w = world();
     const r = await ready(w);

@@ -1,7 +1,7 @@
 // virtio-blk guest driver: builds requests in the guest's own memory and waits for their
 // completions. Transport-neutral: it talks to a GuestVirtioDevice. Many requests may be
 // in flight; when the queue is full, new ones wait in FIFO order.
-import type { DriverQueue, GuestBuffer, GuestVirtioDevice } from "../types.ts";
+import { VIRTIO_F_EVENT_IDX, type DriverQueue, type GuestBuffer, type GuestVirtioDevice } from "../types.ts";
 import * as B from "./layout.ts";
 
 export interface BlkDriverOptions {
@@ -40,7 +40,7 @@ export class BlkDriver {
   async init(): Promise<void> {
     this.features = await this.dev.negotiate(
       B.VIRTIO_BLK_F_FLUSH | B.VIRTIO_BLK_F_BLK_SIZE | B.VIRTIO_BLK_F_SEG_MAX | B.VIRTIO_BLK_F_SIZE_MAX |
-        B.VIRTIO_BLK_F_RO | B.VIRTIO_BLK_F_DISCARD | B.VIRTIO_BLK_F_WRITE_ZEROES,
+        B.VIRTIO_BLK_F_RO | B.VIRTIO_BLK_F_DISCARD | B.VIRTIO_BLK_F_WRITE_ZEROES | VIRTIO_F_EVENT_IDX,
     );
     this.readOnly = (this.features & B.VIRTIO_BLK_F_RO) !== 0n;
     const cfg = await this.dev.readConfig(B.CFG_CAPACITY, 8);
