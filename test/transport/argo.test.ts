@@ -32,6 +32,16 @@ describe("control plane", () => {
     expect(w.model.env).not.toBeNull();
   });
 
+  it("delivers config-change events from the device to the driver", async () => {
+    const w = world();
+    await ready(w);
+    let changes = 0;
+    w.fe.onConfigChange(() => changes++);
+    w.model.env!.configChanged();
+    await settle(() => changes > 0);
+    expect(changes).toBe(1);
+  });
+
   it("refuses a queue size that is not a power of two or too large", async () => {
     const w = world();
     await w.fe.negotiate(1n);
