@@ -102,14 +102,9 @@ export class GuestArgo {
 
   /** sendv of one buffer in this guest's memory. */
   send(dstDomid: number, dstAport: number, gpa: number, len: number, messageType = 0, srcAport = 0): number {
-    this.setAddrs(dstDomid, dstAport, srcAport);
-    const iov = this.scratch + SCRATCH_IOVS; // page-aligned scratch: aligned u32 stores
-    const w = (iov + IOV_HND) >>> 2;
-    this.u32[w] = gpa;
-    this.u32[w + 1] = 0;
-    this.u32[w + 2] = len;
-    this.u32[w + 3] = 0;
-    return this.domain.hypercall(OP_SENDV, this.scratch + SCRATCH_SEND_ADDR, iov, 1, messageType);
+    this.gatherGpa[0] = gpa;
+    this.gatherLen[0] = len;
+    return this.sendGather(dstDomid, dstAport, this.gatherGpa, this.gatherLen, 1, messageType, srcAport);
   }
 
   /** sendv of up to 8 buffers, each [gpa, len]. */
@@ -127,12 +122,13 @@ export class GuestArgo {
     if (n > MAXIOV) throw new RangeError(`at most ${MAXIOV} iovs`);
     this.setAddrs(dstDomid, dstAport, srcAport);
     const base = this.scratch + SCRATCH_IOVS;
+    // The scratch page is page-aligned, so every field is an aligned u32 store.
     for (let i = 0; i < n; i++) {
-      const w = (base + i * IOV_SIZE) >>> 2;
-      this.u32[w] = gpa[i];
-      this.u32[w + 1] = 0;
-      this.u32[w + 2] = len[i];
-      this.u32[w + 3] = 0;
+      const at = base + i * IOV_SIZE;
+      this.u32[(at + IOV_HND) >>> 2] = gpa[i];
+      this.u32[(at + IOV_HND + 4) >>> 2] = 0; // high half: buffers are below 4 GiB
+      this.u32[(at + IOV_LEN) >>> 2] = len[i];
+      this.u32[(at + IOV_LEN + 4) >>> 2] = 0; // pad
     }
     return this.domain.hypercall(OP_SENDV, this.scratch + SCRATCH_SEND_ADDR, base, n, messageType);
   }
