@@ -11,10 +11,7 @@ import type { GuestHeap } from "../guest/heap.ts";
 import { READ_EMPTY } from "../hypervisor/engine.ts";
 import { EAGAIN } from "../hypervisor/errno.ts";
 import { MSG_HEADER_SIZE, MSG_SLOT_SIZE, MAXIOV, RING_EXISTS } from "../hypervisor/layout.ts";
-import {
-  STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1,
-  type DriverQueue, type GuestVirtioDevice, type UsedHandler,
-} from "../devices/types.ts";
+import type { DriverQueue, GuestVirtioDevice, UsedHandler } from "../devices/types.ts";
 import type { DeviceEntry } from "./enumeration.ts";
 import {
   CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,
@@ -24,6 +21,7 @@ import {
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 import { GuestDriverQueue } from "./guest-queue.ts";
 import { words } from "./control.ts";
+import { ControlClient, TransportError } from "./control-client.ts";
 import type { QueueFactory } from "./shadow.ts";
 
 export interface ArgoFrontendConfig {
@@ -64,12 +62,11 @@ interface PendingCall {
   reject(e: Error): void;
 }
 
-/** Raised by control operations when the device is gone or the backend refused. */
-export class TransportError extends Error {}
+export { TransportError };
 
 const DRAIN_BUDGET = 256;
 
-export class ArgoFrontend implements GuestVirtioDevice {
+export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   readonly entry: DeviceEntry;
   readonly virtioId: number;
   readonly stats = { requests: 0, completions: 0, protocolErrors: 0, failed: 0, eagain: 0, bytesOut: 0, bytesIn: 0 };
@@ -92,14 +89,12 @@ export class ArgoFrontend implements GuestVirtioDevice {
   private readonly iovLen = new Float64Array(MAXIOV);
   private nextToken = 1;
   private generation = 1;
-  /** Features the driver accepted, ring features included. */
-  private accepted = 0n;
-  private status = 0;
   private draining = false;
   private isGone = false;
   private unsubscribe: (() => void) | null = null;
 
   constructor(cfg: ArgoFrontendConfig) {
+    super();
     this.cfg = cfg;
     this.entry = cfg.entry;
     this.virtioId = cfg.entry.virtioType;
@@ -144,7 +139,7 @@ export class ArgoFrontend implements GuestVirtioDevice {
 
   // --- control plane ------------------------------------------------------------
 
-  private call(msgId: number, payload: Uint8Array): Promise<Uint8Array> {
+  protected call(msgId: number, payload: Uint8Array): Promise<Uint8Array> {
     if (this.isGone) return Promise.reject(new TransportError(`device ${this.entry.devNum} is gone`));
     if (payload.length > MAX_CONTROL_PAYLOAD) return Promise.reject(new RangeError("control payload too large"));
     const token = this.nextToken++ & 0xffff || (this.nextToken++ & 0xffff);
@@ -160,65 +155,21 @@ export class ArgoFrontend implements GuestVirtioDevice {
     return new Promise((resolve, reject) => this.calls.set(token, { resolve, reject }));
   }
 
-  private async setStatus(value: number): Promise<number> {
-    const r = await this.call(Ctrl.SET_DEVICE_STATUS, words(value));
-    this.status = new DataView(r.buffer, r.byteOffset).getUint32(0, true);
-    return this.status;
-  }
-
-  async deviceInfo(): Promise<{ virtioId: number; vendorId: number; configSize: number; numQueues: number; maxQueueSize: number }> {
-    const r = await this.call(Ctrl.GET_DEVICE_INFO, new Uint8Array(0));
-    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
-    return { virtioId: dv.getUint32(0, true), vendorId: dv.getUint32(4, true), configSize: dv.getUint32(12, true), numQueues: dv.getUint32(16, true), maxQueueSize: dv.getUint32(20, true) };
-  }
-
-  async negotiate(wanted: bigint): Promise<bigint> {
-    await this.reset();
-    await this.setStatus(STATUS_ACKNOWLEDGE);
-    await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-    const r = await this.call(Ctrl.GET_DEVICE_FEATURES, words(0, 2));
-    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
-    const offered = BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n);
-    // Ring features are between the guest driver and this transport (its own vrings).
-    const ring = this.cfg.ringFeatures ?? 0n;
-    const accepted = (offered | ring) & (wanted | VIRTIO_F_VERSION_1);
-    this.accepted = accepted;
-    const toDevice = accepted & ~ring;
-    await this.call(Ctrl.SET_DRIVER_FEATURES, words(0, 2, Number(toDevice & 0xffffffffn), Number(toDevice >> 32n)));
-    const s = await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
-    if (!(s & STATUS_FEATURES_OK)) throw new TransportError("device refused the features (FEATURES_OK not set)");
-    return accepted;
-  }
-
-  async readConfig(offset: number, length: number): Promise<Uint8Array> {
-    const r = await this.call(Ctrl.GET_CONFIG, words(offset, length));
-    return r.slice(4);
-  }
-
-  async writeConfig(offset: number, data: Uint8Array): Promise<void> {
-    const p = new Uint8Array(8 + data.length);
-    p.set(words(offset, data.length));
-    p.set(data, 8);
-    await this.call(Ctrl.SET_CONFIG, p);
-  }
-
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
-    const pair = this.cfg.queues.guestPair(size, (this.accepted & VIRTIO_F_EVENT_IDX) !== 0n);
+    const pair = this.cfg.queues.guestPair(size, this.eventIdx);
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));
     this.queues[index] = { device: pair.device, driver };
     return driver;
   }
 
-  async driverOk(): Promise<void> {
-    const s = await this.setStatus(this.status | STATUS_DRIVER_OK);
-    if (!(s & STATUS_DRIVER_OK)) throw new TransportError("device refused DRIVER_OK");
+  protected get ringFeatures(): bigint {
+    return this.cfg.ringFeatures ?? 0n;
   }
 
-  async reset(): Promise<void> {
+  protected onReset(): void {
     this.failInflight();
     this.generation = (this.generation + 1) & 0xffff;
-    await this.setStatus(0);
   }
 
   onConfigChange(cb: () => void): void {

@@ -1,0 +1,87 @@
+// The driver side of the control plane, shared by every transport: the VirtIO 1.2
+// section 3.1.1 initialisation sequence (reset, ACKNOWLEDGE, DRIVER, features,
+// FEATURES_OK, DRIVER_OK) and config access, over whatever carries a control message
+// (Argo messages for argo, a trapped register access for the sharing transports).
+import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
+import { Ctrl } from "./wire.ts";
+import { words } from "./control.ts";
+
+/** A control operation failed: the device refused it, or it is gone. */
+export class TransportError extends Error {}
+
+export interface DeviceInfo {
+  virtioId: number;
+  vendorId: number;
+  configSize: number;
+  numQueues: number;
+  maxQueueSize: number;
+}
+
+export abstract class ControlClient {
+  protected status = 0;
+  /** Features the driver accepted, ring features included. */
+  protected accepted = 0n;
+
+  /** Sends one control request; resolves with the reply payload, rejects on an ERROR reply. */
+  protected abstract call(msgId: number, payload: Uint8Array): Promise<Uint8Array>;
+  /** Ring feature bits the transport itself implements on the guest's vrings. */
+  protected abstract get ringFeatures(): bigint;
+  /** Transport work on reset (fail what is in flight) before the status write. */
+  protected abstract onReset(): void;
+
+  protected get eventIdx(): boolean {
+    return (this.accepted & VIRTIO_F_EVENT_IDX) !== 0n;
+  }
+
+  protected async setStatus(value: number): Promise<number> {
+    const r = await this.call(Ctrl.SET_DEVICE_STATUS, words(value));
+    this.status = new DataView(r.buffer, r.byteOffset).getUint32(0, true);
+    return this.status;
+  }
+
+  async deviceInfo(): Promise<DeviceInfo> {
+    const r = await this.call(Ctrl.GET_DEVICE_INFO, new Uint8Array(0));
+    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
+    return { virtioId: dv.getUint32(0, true), vendorId: dv.getUint32(4, true), configSize: dv.getUint32(12, true), numQueues: dv.getUint32(16, true), maxQueueSize: dv.getUint32(20, true) };
+  }
+
+  async negotiate(wanted: bigint): Promise<bigint> {
+    await this.reset();
+    await this.setStatus(STATUS_ACKNOWLEDGE);
+    await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    const r = await this.call(Ctrl.GET_DEVICE_FEATURES, words(0, 2));
+    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
+    const offered = BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n);
+    // Ring features are between the guest driver and the transport (the vrings it serves).
+    const ring = this.ringFeatures;
+    const accepted = (offered | ring) & (wanted | VIRTIO_F_VERSION_1);
+    this.accepted = accepted;
+    const toDevice = accepted & ~ring;
+    await this.call(Ctrl.SET_DRIVER_FEATURES, words(0, 2, Number(toDevice & 0xffffffffn), Number(toDevice >> 32n)));
+    const s = await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+    if (!(s & STATUS_FEATURES_OK)) throw new TransportError("device refused the features (FEATURES_OK not set)");
+    return accepted;
+  }
+
+  async readConfig(offset: number, length: number): Promise<Uint8Array> {
+    const r = await this.call(Ctrl.GET_CONFIG, words(offset, length));
+    return r.slice(4);
+  }
+
+  async writeConfig(offset: number, data: Uint8Array): Promise<void> {
+    const p = new Uint8Array(8 + data.length);
+    p.set(words(offset, data.length));
+    p.set(data, 8);
+    await this.call(Ctrl.SET_CONFIG, p);
+  }
+
+  async driverOk(): Promise<void> {
+    const s = await this.setStatus(this.status | STATUS_DRIVER_OK);
+    if (!(s & STATUS_DRIVER_OK)) throw new TransportError("device refused DRIVER_OK");
+  }
+
+  async reset(): Promise<void> {
+    this.onReset();
+    await this.setStatus(0);
+  }
+}
