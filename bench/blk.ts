@@ -8,9 +8,12 @@ import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import { Policy } from "../host/mac/index.ts";
 import { Toolstack } from "../host/transport/toolstack.ts";
 import { GuestTransport } from "../host/transport/guest-transport.ts";
-import { BlkDriver } from "../host/devices/index.ts";
+import { BlkDriver, BlkModel } from "../host/devices/index.ts";
+import { ForeignDevice } from "../host/transport/share/foreign.ts";
+import { GuestHeap } from "../host/guest/heap.ts";
 
 export interface BlkBenchRow {
+  transport: "argo" | "foreign";
   size: number;
   op: "read" | "write";
   /** Median latency of one request at queue depth 1, in microseconds. */
@@ -48,11 +51,23 @@ export async function setupBlk(): Promise<{ blk: BlkDriver; buf: number }> {
   return { blk, buf: blk.dev.alloc(64 * 65536) };
 }
 
+/** The same disk and driver over the foreign-mapping baseline (backend reads guest memory in place). */
+export async function setupForeignBlk(): Promise<{ blk: BlkDriver; buf: number }> {
+  const memory = new WebAssembly.Memory({ initial: 1024, maximum: 1024 });
+  const heap = new GuestHeap(memory.buffer.byteLength, 8192);
+  const dev = new ForeignDevice({ memory, heap, model: new BlkModel({ image: new Uint8Array(32 << 20) }) });
+  const blk = new BlkDriver(dev, { queueSize: 128 });
+  await blk.init();
+  return { blk, buf: dev.alloc(64 * 65536) };
+}
+
 export async function runBlkBench(opts: { quick: boolean }): Promise<BlkBenchRow[]> {
-  const { blk, buf } = await setupBlk();
   const rows: BlkBenchRow[] = [];
+  const setups = { argo: await setupBlk(), foreign: await setupForeignBlk() };
   for (const size of [4096, 65536]) {
     for (const op of ["read", "write"] as const) {
+     for (const transport of ["argo", "foreign"] as const) {
+      const { blk, buf } = setups[transport];
       const one = (i: number) => (op === "read" ? blk.read((i * size) / 512 % 32768, buf + (i % 32) * size, size) : blk.write((i * size) / 512 % 32768, buf + (i % 32) * size, size));
       let i = 0;
       const qd = 32;
@@ -70,15 +85,20 @@ export async function runBlkBench(opts: { quick: boolean }): Promise<BlkBenchRow
       const p50 = (name: string) => medianMs(bench, name);
       const latencyUs = p50("qd1") * 1000;
       const iops = (qd / p50("qd32")) * 1000;
-      rows.push({ size, op, latencyUs, iops, mbps: (iops * size) / 1e6 });
+      rows.push({ transport, size, op, latencyUs, iops, mbps: (iops * size) / 1e6 });
+     }
     }
   }
   return rows;
 }
 
 export function blkTable(rows: BlkBenchRow[]): string {
-  const lines = ["| request | QD1 latency (us) | QD32 requests/s | MB/s |", "|---|---:|---:|---:|"];
-  for (const r of rows) lines.push(`| ${r.op} ${r.size / 1024} KiB | ${r.latencyUs.toFixed(1)} | ${r.iops.toFixed(0)} | ${r.mbps.toFixed(0)} |`);
+  const lines = ["| transport | request | QD1 latency (us) | QD32 requests/s | MB/s | argo / foreign (QD32) |", "|---|---|---:|---:|---:|---:|"];
+  for (const r of rows) {
+    const f = rows.find((x) => x.transport === "foreign" && x.size === r.size && x.op === r.op);
+    const ratio = r.transport === "argo" && f ? `${(r.iops / f.iops).toFixed(2)}x` : "";
+    lines.push(`| ${r.transport} | ${r.op} ${r.size / 1024} KiB | ${r.latencyUs.toFixed(1)} | ${r.iops.toFixed(0)} | ${r.mbps.toFixed(0)} | ${ratio} |`);
+  }
   lines.push("", `Copies: ${BLK_COPIES}.`);
   return lines.join("\n");
 }
