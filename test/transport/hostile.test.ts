@@ -1,0 +1,60 @@
+// A hostile frontend: random and malformed messages on the backend's ring. The backend
+// never throws, never serves garbage as a request, and keeps serving honest traffic.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { world, settle, Requester, xor5a } from "./helpers.ts";
+import { pattern } from "../argo/helpers.ts";
+import { MSG_CONTROL, MSG_DATA, MSG_BUS, encodeData, KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/wire.ts";
+
+describe("hostile frontend", () => {
+  it("random message bodies of every type are rejected and counted; service continues", async () => {
+    const w = world();
+    await w.fe.negotiate(1n);
+    const r = await new Requester(w.fe).setup(0, 64);
+    await w.fe.driverOk();
+    const k = w.ts.kernel(w.guest);
+    const buf = k.heap.alloc(65536);
+    const mem = new Uint8Array(w.guest.memory.buffer);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ type: fc.constantFrom(MSG_CONTROL, MSG_DATA, MSG_BUS, 0, 0xffffffff), body: fc.uint8Array({ maxLength: 600 }) }), { minLength: 1, maxLength: 20 }),
+        async (msgs) => {
+          for (const m of msgs) {
+            mem.set(m.body, buf);
+            k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, m.body.length, m.type, w.pair.entry.frontendPort);
+          }
+          await settle(() => false, 5);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(w.pair.server.stats.protocolErrors).toBeGreaterThan(0);
+    // Honest traffic still flows.
+    const data = pattern(500, 3);
+    const done = r.submit(data, 500).done;
+    await settle(() => r.outstanding === 0);
+    expect((await done).out).toEqual(xor5a(data));
+  });
+
+  it("requests for absent queues, oversized requests and out-of-order fragments are failed back, not served", async () => {
+    const w = world();
+    await w.fe.negotiate(1n);
+    await new Requester(w.fe).setup(0, 64);
+    await w.fe.driverOk();
+    const k = w.ts.kernel(w.guest);
+    const buf = k.heap.alloc(4096);
+    const dv = new DataView(w.guest.memory.buffer);
+    const send = (h: Parameters<typeof encodeData>[2], payload = 0) => {
+      encodeData(dv, buf, h);
+      return k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, 24 + payload, MSG_DATA, w.pair.entry.frontendPort);
+    };
+    const served = w.model.served;
+    send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 5, requestId: 1, offset: 0, total: 0, writable: 8 });
+    send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 0, requestId: 2, offset: 0, total: 0, writable: 64 << 20 });
+    send({ kind: KIND_REQUEST, flags: FLAG_FIRST, queue: 0, requestId: 3, offset: 0, total: 100, writable: 8 }, 10);
+    send({ kind: KIND_REQUEST, flags: FLAG_LAST, queue: 0, requestId: 3, offset: 50, total: 100, writable: 8 }, 10);
+    await settle(() => w.pair.server.stats.protocolErrors >= 3);
+    expect(w.pair.server.stats.protocolErrors).toBeGreaterThanOrEqual(3);
+    expect(w.model.served).toBe(served);
+  });
+});
