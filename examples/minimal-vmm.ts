@@ -2,10 +2,7 @@
 // a console for each guest, all under a policy file; a pair the policy does not allow is
 // refused before it is ever enumerated. Run: npx tsx examples/minimal-vmm.ts
 import { fileURLToPath } from "node:url";
-import { Hypervisor, Policy } from "../host/index.ts";
-import { Toolstack, PairDenied } from "../host/transport/toolstack.ts";
-import { GuestTransport } from "../host/transport/guest-transport.ts";
-import { BlkDriver, ConsoleDriver } from "../host/devices/index.ts";
+import { Hypervisor, Policy, Toolstack, PairDenied, GuestTransport, BlkDriver, ConsoleDriver } from "../host/index.ts";
 
 export async function minimalVmm(log: (line: string) => void = console.log): Promise<number> {
   const policyFile = fileURLToPath(new URL("../policies/default.yaml", import.meta.url));
