@@ -103,7 +103,7 @@ export class GuestArgo {
   /** sendv of one buffer in this guest's memory. */
   send(dstDomid: number, dstAport: number, gpa: number, len: number, messageType = 0, srcAport = 0): number {
     // The one-buffer case is the 64 B hot path: written out rather than through
-X
+    // sendGather's loop (one A/B run of a send+consume loop: ~225 vs ~275 ns per message).
     this.setAddrs(dstDomid, dstAport, srcAport);
     const iov = this.scratch + SCRATCH_IOVS; // page-aligned scratch: aligned u32 stores
     this.u32[(iov + IOV_HND) >>> 2] = gpa;
