@@ -7,7 +7,9 @@ import { readFileSync } from "node:fs";
 const compiled = new Map<string, WebAssembly.Module>();
 
 /** The compiled module build/<name>.wasm; throws with the command to run if it is missing. */
-export function wasmModule(name: "argo" | "virtq"): WebAssembly.Module {
+export type ModuleName = "argo" | "vring";
+
+export function wasmModule(name: ModuleName): WebAssembly.Module {
   let mod = compiled.get(name);
   if (mod === undefined) {
     const url = new URL(`../build/${name}.wasm`, import.meta.url);
@@ -24,7 +26,7 @@ export function wasmModule(name: "argo" | "virtq"): WebAssembly.Module {
 }
 
 /** Instantiates build/<name>.wasm over `memory`; `T` describes its exports. */
-export function instantiate<T>(name: "argo" | "virtq", memory: WebAssembly.Memory): T {
+export function instantiate<T>(name: ModuleName, memory: WebAssembly.Memory): T {
   const instance = new WebAssembly.Instance(wasmModule(name), { env: { memory } });
   return instance.exports as unknown as T;
 }

@@ -1,8 +1,9 @@
 // Split virtqueue (VirtIO 1.2 section 2.7) driver and device sides used by the transports,
-// over one domain's memory. Everything the other side writes is re-validated here:
-// the avail index may not run ahead by more than the queue size, heads and next
-// indices stay below the size, chains are bounded by the size (no loops), readable
-// buffers come before writable ones, and every buffer lies inside memory.
+// over one domain's memory. The device side (the one that reads what another party wrote)
+// walks and validates chains in Wasm (assembly/vring/split.ts): the avail index may not
+// run ahead by more than the queue size, heads and next indices stay below the size,
+// chains are bounded by the size (no loops), readable buffers come before writable ones,
+// and every buffer lies inside memory. The driver side is the guest's own and stays here.
 //
 //   desc  16 B x size : {le64 addr, le32 len, le16 flags, le16 next}
 //   avail 6 + 2 x size: {le16 flags, le16 idx, le16 ring[size], le16 used_event}
@@ -11,10 +12,10 @@
 // wants a notification (used_event / avail_event) and notifications follow vring_need_event.
 import type { GuestHeap } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
+import { instantiate } from "../wasm.ts";
 
 const VIRTQ_DESC_F_NEXT = 1;
 const VIRTQ_DESC_F_WRITE = 2;
-const VIRTQ_DESC_F_INDIRECT = 4;
 
 /** vring_need_event (VirtIO 1.2 2.7.10): has idx moved past event since old? All u16. */
 export function vringNeedEvent(event: number, newIdx: number, old: number): boolean {
@@ -23,7 +24,7 @@ export function vringNeedEvent(event: number, newIdx: number, old: number): bool
 
 export type SplitError =
   | "AvailIdxJump" | "IndexOutOfRange" | "DescriptorLoop" | "ChainTooLong" | "AddressOutOfRange"
-  | "ReadableAfterWritable" | "IndirectNotSupported" | "LengthOverflow";
+  | "ReadableAfterWritable" | "IndirectNotSupported" | "LengthOverflow" | "BadQueue";
 
 /** Where a split ring lives in memory. */
 export interface SplitLayout {
@@ -123,96 +124,89 @@ class SplitDriver implements DriverSide {
   }
 }
 
+/** Exports of build/vring.wasm (assembly/vring/split.ts). */
+interface VringEngine {
+  vringPop(desc: number, avail: number, used: number, size: number, lastAvail: number, eventIdx: number, out: number): number;
+  vringPush(used: number, size: number, usedIdx: number, head: number, written: number): number;
+  vringNeedEvent(event: number, newIdx: number, old: number): number;
+  vringUsedEvent(avail: number, size: number): number;
+}
+
+const VRING_ERRORS: Record<number, SplitError> = {
+  [-1]: "AvailIdxJump", [-2]: "IndexOutOfRange", [-3]: "DescriptorLoop", [-4]: "AddressOutOfRange",
+  [-5]: "ReadableAfterWritable", [-6]: "IndirectNotSupported", [-7]: "LengthOverflow", [-8]: "BadQueue",
+};
+
+const engines = new WeakMap<WebAssembly.Memory, VringEngine>();
+
+/** build/vring.wasm instantiated once per memory. */
+function vringEngine(memory: WebAssembly.Memory): VringEngine {
+  let e = engines.get(memory);
+  if (!e) engines.set(memory, (e = instantiate<VringEngine>("vring", memory)));
+  return e;
+}
+
+/**
+ * Device side: the hostile-facing half, so its walk and checks run in Wasm
+ * (assembly/vring/split.ts); this class keeps the indices and reads the out block.
+ */
 class SplitDevice implements DeviceSide {
   readonly size: number;
-  private readonly eventIdx: boolean;
-  /** used idx at the last interrupt decision (EVENT_IDX). */
-  private signalledAt = 0;
   error: SplitError | null = null;
-  private readonly dv: DataView;
-  private readonly memSize: number;
+  private readonly engine: VringEngine;
+  private readonly u32: Uint32Array;
   private readonly l: SplitLayout;
+  private readonly eventIdx: boolean;
+  /** Out block for vringPop: head, count, then 16 bytes per buffer. */
+  private readonly out: number;
   private lastAvail = 0;
   private usedIdx = 0;
-  private readonly seen: Uint8Array;
+  /** used idx at the last interrupt decision (EVENT_IDX). */
+  private signalledAt = 0;
 
-  constructor(memory: WebAssembly.Memory, l: SplitLayout, eventIdx: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean) {
     this.l = l;
     this.size = l.size;
     this.eventIdx = eventIdx;
-    this.dv = new DataView(memory.buffer);
-    this.memSize = memory.buffer.byteLength;
-    this.seen = new Uint8Array(l.size);
-  }
-
-  private fail(e: SplitError): number {
-    this.error = e; // the queue is broken (NEEDS_RESET); nothing more is popped
-    return -1;
+    this.engine = vringEngine(memory);
+    this.u32 = new Uint32Array(memory.buffer);
+    this.out = heap.alloc(8 + 16 * l.size);
   }
 
   pop(out: ChainBuffers): number {
     if (this.error) return -1;
-    const dv = this.dv;
-    const availIdx = dv.getUint16(this.l.avail + 2, true); // driver-written, read once
-    const pending = (availIdx - this.lastAvail) & 0xffff;
-    if (pending === 0) return 0;
-    if (pending > this.size) return this.fail("AvailIdxJump");
-    const head = dv.getUint16(this.l.avail + 4 + 2 * (this.lastAvail & (this.size - 1)), true);
-    if (head >= this.size) return this.fail("IndexOutOfRange");
+    const l = this.l;
+    const n = this.engine.vringPop(l.desc, l.avail, l.used, l.size, this.lastAvail, this.eventIdx ? 1 : 0, this.out);
+    if (n === 0) return 0;
+    if (n < 0) {
+      this.error = VRING_ERRORS[n] ?? "BadQueue"; // NEEDS_RESET: nothing more is popped
+      return -1;
+    }
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
-    // avail_event: kick me for anything past what I have taken.
-    if (this.eventIdx) dv.setUint16(this.l.used + 4 + 8 * this.size, this.lastAvail, true);
-    out.reset(head);
-    this.seen.fill(0);
-    let i = head;
-    let sawWritable = false;
-    let total = 0;
-    // Each step marks a descriptor; a second visit is a loop, so <= size steps.
-    for (;;) {
-      if (this.seen[i]) return this.fail("DescriptorLoop");
-      if (out.count >= this.size) return this.fail("ChainTooLong");
-      this.seen[i] = 1;
-      const d = this.l.desc + i * 16;
-      const lo = dv.getUint32(d, true);
-      const hi = dv.getUint32(d + 4, true);
-      const len = dv.getUint32(d + 8, true);
-      const flags = dv.getUint16(d + 12, true);
-      const next = dv.getUint16(d + 14, true);
-      if (flags & VIRTQ_DESC_F_INDIRECT) return this.fail("IndirectNotSupported");
-      // hi != 0 is beyond any 4 GiB memory; lo + len is exact in doubles.
-      if (hi !== 0 || lo + len > this.memSize) return this.fail("AddressOutOfRange");
-      const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
-      if (!writable && sawWritable) return this.fail("ReadableAfterWritable");
-      sawWritable ||= writable;
-      total += len;
-      if (total > 0xffffffff) return this.fail("LengthOverflow");
-      out.push(lo, len, writable);
-      if (!(flags & VIRTQ_DESC_F_NEXT)) break;
-      if (next >= this.size) return this.fail("IndexOutOfRange");
-      i = next;
+    const w = this.out >>> 2; // heap allocations are page-aligned
+    out.reset(this.u32[w]);
+    for (let i = 0; i < n; i++) {
+      const e = w + 2 + 4 * i;
+      out.push(this.u32[e], this.u32[e + 1], (this.u32[e + 2] & VIRTQ_DESC_F_WRITE) !== 0);
     }
     return 1;
   }
 
   push(head: number, written: number): void {
-    const e = this.l.used + 4 + 8 * (this.usedIdx & (this.size - 1));
-    this.dv.setUint32(e, head, true);
-    this.dv.setUint32(e + 4, written, true);
-    this.usedIdx = (this.usedIdx + 1) & 0xffff;
-    this.dv.setUint16(this.l.used + 2, this.usedIdx, true); // publish after the entry
+    this.usedIdx = this.engine.vringPush(this.l.used, this.l.size, this.usedIdx, head, written);
   }
 
   needsInterrupt(): boolean {
     const old = this.signalledAt;
     this.signalledAt = this.usedIdx;
     if (!this.eventIdx) return old !== this.usedIdx;
-    const usedEvent = this.dv.getUint16(this.l.avail + 4 + 2 * this.size, true); // driver-written
-    return vringNeedEvent(usedEvent, this.usedIdx, old);
+    const usedEvent = this.engine.vringUsedEvent(this.l.avail, this.l.size); // driver-written
+    return this.engine.vringNeedEvent(usedEvent, this.usedIdx, old) === 1;
   }
 }
 
 /** A split ring of `size` entries allocated from `heap`, seen from both sides. */
 export function splitQueue(memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false): { driver: DriverSide; device: DeviceSide } {
   const l = allocSplit(memory, heap, size);
-  return { driver: new SplitDriver(memory, l, eventIdx), device: new SplitDevice(memory, l, eventIdx) };
+  return { driver: new SplitDriver(memory, l, eventIdx), device: new SplitDevice(memory, heap, l, eventIdx) };
 }

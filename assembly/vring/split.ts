@@ -1,0 +1,115 @@
+// Device side of a split virtqueue (VirtIO 1.2 section 2.7), over the memory of the
+// domain that holds the ring. Everything read from the ring is written by the driver and
+// is hostile: each index is read once into a local, checked, then used; a chain is
+// bounded by the queue size (a longer walk is a loop); every buffer must lie inside memory.
+// Errors are values (negative codes), never traps. State (last_avail, used idx) is the
+// caller's, passed in: this module owns no memory.
+//
+//   desc  16 B x size : {le64 addr, le32 len, le16 flags, le16 next}
+//   avail 6 + 2 x size: {le16 flags, le16 idx, le16 ring[size], le16 used_event}
+//   used  6 + 8 x size: {le16 flags, le16 idx, {le32 id, le32 len}[size], le16 avail_event}
+//
+// pop() writes the chain into an out block the caller owns:
+//   +0 le32 head, +4 le32 count, then count x {le32 addr, le32 len, le32 flags, le32 0}
+
+export const VIRTQ_DESC_F_NEXT: u16 = 1;
+export const VIRTQ_DESC_F_WRITE: u16 = 2;
+export const VIRTQ_DESC_F_INDIRECT: u16 = 4;
+
+export const ERR_AVAIL_IDX_JUMP: i32 = -1;
+export const ERR_INDEX_OUT_OF_RANGE: i32 = -2;
+export const ERR_DESCRIPTOR_LOOP: i32 = -3;
+export const ERR_ADDRESS_OUT_OF_RANGE: i32 = -4;
+export const ERR_READABLE_AFTER_WRITABLE: i32 = -5;
+export const ERR_INDIRECT_NOT_SUPPORTED: i32 = -6;
+export const ERR_LENGTH_OVERFLOW: i32 = -7;
+export const ERR_BAD_QUEUE: i32 = -8;
+
+// @ts-ignore: decorator
+@inline function memoryBytes(): u64 {
+  return <u64>memory.size() << 16;
+}
+
+/** The ring areas, the out block and the size must be sane before anything is read. */
+function queueOk(desc: u32, avail: u32, used: u32, size: u32, out: u32): bool {
+  if (size == 0 || size > 32768 || (size & (size - 1)) != 0) return false;
+  const mem = memoryBytes();
+  const s = <u64>size;
+  return <u64>desc + 16 * s <= mem && <u64>avail + 6 + 2 * s <= mem && <u64>used + 6 + 8 * s <= mem &&
+    <u64>out + 8 + 16 * s <= mem;
+}
+
+/**
+ * Pops the chain at last_avail. Returns the number of buffers (>= 1, written to `out`),
+ * 0 when nothing is available, or a negative ERR_* code (the queue is then broken).
+ * With event_idx set, publishes avail_event = last_avail + 1 (kick me past this one).
+ */
+export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail: u32, eventIdx: u32, out: u32): i32 {
+  if (!queueOk(desc, avail, used, size, out)) return ERR_BAD_QUEUE;
+  const availIdx = <u32>load<u16>(avail + 2); // driver-written, read once
+  const pending = (availIdx - lastAvail) & 0xffff;
+  if (pending == 0) return 0;
+  // More than a ring's worth outstanding: the driver lies about avail idx (DoS / hang).
+  if (pending > size) return ERR_AVAIL_IDX_JUMP;
+  const head = <u32>load<u16>(avail + 4 + 2 * (lastAvail & (size - 1))); // in the ring: size checked
+  if (head >= size) return ERR_INDEX_OUT_OF_RANGE;
+  if (eventIdx != 0) store<u16>(used + 4 + 8 * size, <u16>(lastAvail + 1));
+
+  const mem = memoryBytes();
+  let i = head;
+  let count: u32 = 0;
+  let total: u64 = 0;
+  let sawWritable = false;
+  // ttl: a chain visits at most `size` descriptors; one more step is a loop.
+  for (;;) {
+    if (count >= size) return ERR_DESCRIPTOR_LOOP;
+    const d = desc + 16 * i; // i < size: inside the checked table
+    const lo = load<u32>(d);
+    const hi = load<u32>(d + 4);
+    const len = load<u32>(d + 8);
+    const flags = load<u16>(d + 12);
+    const next = <u32>load<u16>(d + 14);
+    if ((flags & VIRTQ_DESC_F_INDIRECT) != 0) return ERR_INDIRECT_NOT_SUPPORTED;
+    // hi != 0 is past any 32-bit memory; lo + len is computed in 64 bits, no wrap.
+    if (hi != 0 || <u64>lo + <u64>len > mem) return ERR_ADDRESS_OUT_OF_RANGE;
+    const writable = (flags & VIRTQ_DESC_F_WRITE) != 0;
+    if (!writable && sawWritable) return ERR_READABLE_AFTER_WRITABLE;
+    sawWritable = sawWritable || writable;
+    total += <u64>len;
+    if (total > 0xffffffff) return ERR_LENGTH_OVERFLOW;
+    const e = out + 8 + 16 * count; // count < size: inside the checked out block
+    store<u32>(e, lo);
+    store<u32>(e + 4, len);
+    store<u32>(e + 8, <u32>flags);
+    store<u32>(e + 12, 0);
+    count++;
+    if ((flags & VIRTQ_DESC_F_NEXT) == 0) break;
+    if (next >= size) return ERR_INDEX_OUT_OF_RANGE;
+    i = next;
+  }
+  store<u32>(out, head);
+  store<u32>(out + 4, count);
+  return <i32>count;
+}
+
+/** Writes used[usedIdx] = {head, written} and publishes the new used idx (after the entry). */
+export function vringPush(used: u32, size: u32, usedIdx: u32, head: u32, written: u32): u32 {
+  if (size == 0 || (size & (size - 1)) != 0 || <u64>used + 6 + 8 * <u64>size > memoryBytes()) return usedIdx;
+  const e = used + 4 + 8 * (usedIdx & (size - 1));
+  store<u32>(e, head);
+  store<u32>(e + 4, written);
+  const next = (usedIdx + 1) & 0xffff;
+  store<u16>(used + 2, <u16>next);
+  return next;
+}
+
+/** vring_need_event (2.7.10): did idx move past event since old? All u16. */
+export function vringNeedEvent(event: u32, newIdx: u32, old: u32): i32 {
+  return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff) ? 1 : 0;
+}
+
+/** used_event as the driver published it (avail ring tail); 0 if the ring is out of memory. */
+export function vringUsedEvent(avail: u32, size: u32): u32 {
+  if (<u64>avail + 6 + 2 * <u64>size > memoryBytes()) return 0;
+  return <u32>load<u16>(avail + 4 + 2 * size);
+}
