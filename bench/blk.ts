@@ -24,8 +24,9 @@ export interface BlkBenchRow {
 }
 
 export const BLK_COPIES =
-  "per request: 2 copies of the data (hypervisor copy across domains + in-domain copy out of the receiving ring), " +
-  "in the direction the data flows; headers and status bytes travel the same way";
+  "argo adds 2 copies of the data per request on top of the device model's own (the hypervisor's copy across " +
+  "domains + the receiver's copy out of its ring), in the direction the data flows; foreign adds none (the model " +
+  "reads and writes guest memory in place)";
 
 const POLICY = `
 domains: [guest_t, backend_t]
