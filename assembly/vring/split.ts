@@ -1,4 +1,4 @@
-// Device side of a split virtqueue (VirtIO 1.2 section 2.7), over the memory of the
+// Device side of a split virtqueue (VirtIO 1.2 section 2.7, indirect tables 2.7.5.3), over the memory of the
 // domain that holds the ring. Everything read from the ring is written by the driver and
 // is hostile: each index is read once into a local, checked, then used; a chain is
 // bounded by the queue size (a longer walk is a loop); every buffer must lie inside memory.
@@ -24,6 +24,16 @@ export const ERR_READABLE_AFTER_WRITABLE: i32 = -5;
 export const ERR_INDIRECT_NOT_SUPPORTED: i32 = -6;
 export const ERR_LENGTH_OVERFLOW: i32 = -7;
 export const ERR_BAD_QUEUE: i32 = -8;
+export const ERR_INDIRECT_IN_INDIRECT: i32 = -9;
+export const ERR_INVALID_INDIRECT_LENGTH: i32 = -10;
+export const ERR_CHAIN_TOO_LONG: i32 = -11;
+
+/** vringPop `features` bits: the ring features the driver negotiated. */
+export const FEATURE_EVENT_IDX: u32 = 1;
+export const FEATURE_INDIRECT: u32 = 2;
+
+/** Most descriptors one indirect table may hold (the spec bounds it by the queue size too). */
+const MAX_INDIRECT: u32 = 32768;
 
 // @ts-ignore: decorator
 @inline function memoryBytes(): u64 {
@@ -42,9 +52,10 @@ function queueOk(desc: u32, avail: u32, used: u32, size: u32, out: u32): bool {
 /**
  * Pops the chain at last_avail. Returns the number of buffers (>= 1, written to `out`),
  * 0 when nothing is available, or a negative ERR_* code (the queue is then broken).
- * With event_idx set, publishes avail_event = last_avail + 1 (kick me past this one).
+ * With FEATURE_EVENT_IDX, publishes avail_event = last_avail + 1 (kick me past this one);
+ * without FEATURE_INDIRECT an indirect descriptor is an error.
  */
-export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail: u32, eventIdx: u32, out: u32): i32 {
+export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail: u32, features: u32, out: u32): i32 {
   if (!queueOk(desc, avail, used, size, out)) return ERR_BAD_QUEUE;
   const availIdx = <u32>load<u16>(avail + 2); // driver-written, read once
   const pending = (availIdx - lastAvail) & 0xffff;
@@ -53,30 +64,50 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
   if (pending > size) return ERR_AVAIL_IDX_JUMP;
   const head = <u32>load<u16>(avail + 4 + 2 * (lastAvail & (size - 1))); // in the ring: size checked
   if (head >= size) return ERR_INDEX_OUT_OF_RANGE;
-  if (eventIdx != 0) store<u16>(used + 4 + 8 * size, <u16>(lastAvail + 1));
+  if ((features & FEATURE_EVENT_IDX) != 0) store<u16>(used + 4 + 8 * size, <u16>(lastAvail + 1));
 
   const mem = memoryBytes();
+  let table = desc; // the descriptor table being walked: the ring's, or one indirect table
+  let tableSize = size;
+  let inIndirect = false;
   let i = head;
   let count: u32 = 0;
+  let steps: u32 = 0;
   let total: u64 = 0;
   let sawWritable = false;
-  // ttl: a chain visits at most `size` descriptors; one more step is a loop.
+  // ttl: the ring's chain visits at most `size` descriptors and an indirect table at most
+  // its own length; one more step is a loop.
   for (;;) {
-    if (count >= size) return ERR_DESCRIPTOR_LOOP;
-    const d = desc + 16 * i; // i < size: inside the checked table
+    if (++steps > tableSize) return ERR_DESCRIPTOR_LOOP;
+    const d = table + 16 * i; // i < tableSize: inside the checked table
     const lo = load<u32>(d);
     const hi = load<u32>(d + 4);
     const len = load<u32>(d + 8);
     const flags = load<u16>(d + 12);
     const next = <u32>load<u16>(d + 14);
-    if ((flags & VIRTQ_DESC_F_INDIRECT) != 0) return ERR_INDIRECT_NOT_SUPPORTED;
     // hi != 0 is past any 32-bit memory; lo + len is computed in 64 bits, no wrap.
     if (hi != 0 || <u64>lo + <u64>len > mem) return ERR_ADDRESS_OUT_OF_RANGE;
+    if ((flags & VIRTQ_DESC_F_INDIRECT) != 0) {
+      // Not negotiated: the driver may not use indirect tables at all.
+      if ((features & FEATURE_INDIRECT) == 0) return ERR_INDIRECT_NOT_SUPPORTED;
+      // 2.7.5.3.1: no nested tables, and the ring descriptor holding one has no NEXT.
+      if (inIndirect) return ERR_INDIRECT_IN_INDIRECT;
+      if ((flags & VIRTQ_DESC_F_NEXT) != 0) return ERR_INDIRECT_IN_INDIRECT;
+      if (len == 0 || (len & 15) != 0 || (len >> 4) > MAX_INDIRECT) return ERR_INVALID_INDIRECT_LENGTH;
+      table = lo; // inside memory: checked above
+      tableSize = len >> 4;
+      inIndirect = true;
+      steps = 0;
+      i = 0;
+      continue;
+    }
     const writable = (flags & VIRTQ_DESC_F_WRITE) != 0;
     if (!writable && sawWritable) return ERR_READABLE_AFTER_WRITABLE;
     sawWritable = sawWritable || writable;
     total += <u64>len;
     if (total > 0xffffffff) return ERR_LENGTH_OVERFLOW;
+    // The out block holds `size` buffers: a longer (indirect) chain is refused, not truncated.
+    if (count >= size) return ERR_CHAIN_TOO_LONG;
     const e = out + 8 + 16 * count; // count < size: inside the checked out block
     store<u32>(e, lo);
     store<u32>(e + 4, len);
@@ -84,7 +115,7 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
     store<u32>(e + 12, 0);
     count++;
     if ((flags & VIRTQ_DESC_F_NEXT) == 0) break;
-    if (next >= size) return ERR_INDEX_OUT_OF_RANGE;
+    if (next >= tableSize) return ERR_INDEX_OUT_OF_RANGE;
     i = next;
   }
   store<u32>(out, head);

@@ -2,7 +2,7 @@
 // section 3.1.1 initialisation sequence (reset, ACKNOWLEDGE, DRIVER, features,
 // FEATURES_OK, DRIVER_OK) and config access, over whatever carries a control message
 // (Argo messages for argo, a trapped register access for the sharing transports).
-import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
+import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
 import { Ctrl } from "./wire.ts";
 import { words } from "./control.ts";
 
@@ -31,6 +31,10 @@ export abstract class ControlClient {
 
   protected get eventIdx(): boolean {
     return (this.accepted & VIRTIO_F_EVENT_IDX) !== 0n;
+  }
+
+  protected get indirect(): boolean {
+    return (this.accepted & VIRTIO_F_INDIRECT_DESC) !== 0n;
   }
 
   protected async setStatus(value: number): Promise<number> {

@@ -7,7 +7,7 @@ import { entryProblem, parseTable, readEntry, type DeviceEntry, type TableError 
 import { ArgoFrontend } from "./frontend.ts";
 import { DEVICE_TABLE_GPA, type GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
-import { VIRTIO_F_EVENT_IDX } from "../devices/types.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from "../devices/types.ts";
 import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
 
 export type DeviceListener = (event: "ready" | "removed", frontend: ArgoFrontend) => void;
@@ -52,9 +52,8 @@ export class GuestTransport {
     if (this.devices.has(e.devNum)) return null;
     const fe = new ArgoFrontend({
       argo: this.kernel.argo, heap: this.kernel.heap, entry: e, queues: this.queues,
-      // EVENT_IDX is implemented on the guest's rings; indirect tables are not, so they
-      // are not offered (a driver would build chains this side refuses).
-      ringFeatures: VIRTIO_F_EVENT_IDX,
+      // Implemented on the guest's rings by the frontend's (Wasm) device side.
+      ringFeatures: VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC,
     });
     if (fe.start() < 0) return null;
     this.devices.set(e.devNum, fe);

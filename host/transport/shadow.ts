@@ -52,8 +52,8 @@ export class QueueFactory {
   }
 
   /** A vring of `size` entries in this memory, with its driver and device sides. */
-  guestPair(size: number, eventIdx = false): { driver: DriverSide; device: DeviceSide } {
-    return splitQueue(this.memory, this.heap, size, eventIdx);
+  guestPair(size: number, eventIdx = false, indirect = false): { driver: DriverSide; device: DeviceSide } {
+    return splitQueue(this.memory, this.heap, size, eventIdx, indirect);
   }
 
   /** A shadow queue; `onUsed` runs when the device model signals used buffers. */

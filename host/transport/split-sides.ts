@@ -3,7 +3,9 @@
 // walks and validates chains in Wasm (assembly/vring/split.ts): the avail index may not
 // run ahead by more than the queue size, heads and next indices stay below the size,
 // chains are bounded by the size (no loops), readable buffers come before writable ones,
-// and every buffer lies inside memory. The driver side is the guest's own and stays here.
+// and every buffer lies inside memory; indirect tables (when negotiated) are walked with
+// the same rules plus their own (no nesting, length a non-zero multiple of 16).
+// The driver side is the guest's own and stays here (it never builds indirect tables).
 //
 //   desc  16 B x size : {le64 addr, le32 len, le16 flags, le16 next}
 //   avail 6 + 2 x size: {le16 flags, le16 idx, le16 ring[size], le16 used_event}
@@ -24,7 +26,8 @@ export function vringNeedEvent(event: number, newIdx: number, old: number): bool
 
 export type SplitError =
   | "AvailIdxJump" | "IndexOutOfRange" | "DescriptorLoop" | "ChainTooLong" | "AddressOutOfRange"
-  | "ReadableAfterWritable" | "IndirectNotSupported" | "LengthOverflow" | "BadQueue";
+  | "ReadableAfterWritable" | "IndirectNotSupported" | "LengthOverflow" | "BadQueue"
+  | "IndirectInIndirect" | "InvalidIndirectLength";
 
 /** Where a split ring lives in memory. */
 export interface SplitLayout {
@@ -135,6 +138,7 @@ interface VringEngine {
 const VRING_ERRORS: Record<number, SplitError> = {
   [-1]: "AvailIdxJump", [-2]: "IndexOutOfRange", [-3]: "DescriptorLoop", [-4]: "AddressOutOfRange",
   [-5]: "ReadableAfterWritable", [-6]: "IndirectNotSupported", [-7]: "LengthOverflow", [-8]: "BadQueue",
+  [-9]: "IndirectInIndirect", [-10]: "InvalidIndirectLength", [-11]: "ChainTooLong",
 };
 
 const engines = new WeakMap<WebAssembly.Memory, VringEngine>();
@@ -157,6 +161,8 @@ class SplitDevice implements DeviceSide {
   private readonly u32: Uint32Array;
   private readonly l: SplitLayout;
   private readonly eventIdx: boolean;
+  /** vringPop feature bits: 1 EVENT_IDX, 2 INDIRECT_DESC. */
+  private readonly features: number;
   /** Out block for vringPop: head, count, then 16 bytes per buffer. */
   private readonly out: number;
   private lastAvail = 0;
@@ -164,10 +170,11 @@ class SplitDevice implements DeviceSide {
   /** used idx at the last interrupt decision (EVENT_IDX). */
   private signalledAt = 0;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean, indirect: boolean) {
     this.l = l;
     this.size = l.size;
     this.eventIdx = eventIdx;
+    this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0);
     this.engine = vringEngine(memory);
     this.u32 = new Uint32Array(memory.buffer);
     this.out = heap.alloc(8 + 16 * l.size);
@@ -176,7 +183,7 @@ class SplitDevice implements DeviceSide {
   pop(out: ChainBuffers): number {
     if (this.error) return -1;
     const l = this.l;
-    const n = this.engine.vringPop(l.desc, l.avail, l.used, l.size, this.lastAvail, this.eventIdx ? 1 : 0, this.out);
+    const n = this.engine.vringPop(l.desc, l.avail, l.used, l.size, this.lastAvail, this.features, this.out);
     if (n === 0) return 0;
     if (n < 0) {
       this.error = VRING_ERRORS[n] ?? "BadQueue"; // NEEDS_RESET: nothing more is popped
@@ -206,7 +213,9 @@ class SplitDevice implements DeviceSide {
 }
 
 /** A split ring of `size` entries allocated from `heap`, seen from both sides. */
-export function splitQueue(memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false): { driver: DriverSide; device: DeviceSide } {
+export function splitQueue(
+  memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false,
+): { driver: DriverSide; device: DeviceSide } {
   const l = allocSplit(memory, heap, size);
-  return { driver: new SplitDriver(memory, l, eventIdx), device: new SplitDevice(memory, heap, l, eventIdx) };
+  return { driver: new SplitDriver(memory, l, eventIdx), device: new SplitDevice(memory, heap, l, eventIdx, indirect) };
 }

@@ -10,7 +10,7 @@ import { ControlClient, TransportError } from "../control-client.ts";
 import { ABSENT_QUEUE, SideDeviceQueue } from "../device-queue.ts";
 import { GuestDriverQueue } from "../guest-queue.ts";
 import { splitQueue } from "../split-sides.ts";
-import { VIRTIO_F_EVENT_IDX } from "../../devices/types.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from "../../devices/types.ts";
 
 export interface ForeignConfig {
   /** The guest's memory: the backend's foreign mapping of it is the whole of it. */
@@ -71,7 +71,7 @@ export class ForeignDevice extends ControlClient implements GuestVirtioDevice {
   }
 
   protected get ringFeatures(): bigint {
-    return VIRTIO_F_EVENT_IDX;
+    return VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC;
   }
 
   protected onReset(): void {
@@ -81,7 +81,7 @@ export class ForeignDevice extends ControlClient implements GuestVirtioDevice {
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
-    const pair = splitQueue(this.memory, this.cfg.heap, size, this.eventIdx);
+    const pair = splitQueue(this.memory, this.cfg.heap, size, this.eventIdx, this.indirect);
     // The notify "register write" reaches the device model directly.
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.cfg.model.queueNotify(index));
     // The device reads the guest's ring and buffers in place, through the foreign mapping.
