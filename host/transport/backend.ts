@@ -61,6 +61,9 @@ interface Outgoing {
   error: boolean;
 }
 
+/** Requests being reassembled or served at once, per device (the shadow queues hold at most 256). */
+const MAX_OPEN_REQUESTS = 512;
+
 /** Work per VIRQ is bounded; the rest runs in a later microtask so one guest cannot starve others. */
 const DRAIN_BUDGET = 256;
 
@@ -208,8 +211,17 @@ export class ArgoBackend {
         this.failEarly(h.requestId, h.queue);
         return;
       }
+      // Each open request pins up to 2 x maxRequest bytes of this domain: a frontend that
+      // opens requests and never finishes them must not exhaust the backend's memory.
       const bytes = Math.max(1, h.total + h.writable);
-      req = { id: h.requestId, queue: h.queue, total: h.total, writable: h.writable, received: 0, gpa: this.cfg.heap.alloc(bytes), bytes, head: -1 };
+      const gpa = this.pending.size < MAX_OPEN_REQUESTS ? this.tryAlloc(bytes) : -1;
+      if (gpa < 0) {
+        this.consume();
+        this.stats.protocolErrors++;
+        this.failEarly(h.requestId, h.queue);
+        return;
+      }
+      req = { id: h.requestId, queue: h.queue, total: h.total, writable: h.writable, received: 0, gpa, bytes, head: -1 };
       this.pending.set(h.requestId, req);
     }
     // Fragments arrive in order (Argo keeps order per ring): anything else is a protocol error.
@@ -234,6 +246,14 @@ export class ArgoBackend {
     }
     this.stats.requests++;
     this.submit(req);
+  }
+
+  private tryAlloc(bytes: number): number {
+    try {
+      return this.cfg.heap.alloc(bytes);
+    } catch {
+      return -1; // the backend domain is out of memory: refuse this request, keep serving
+    }
   }
 
   /** Puts a complete request on its shadow queue for the device model. */

@@ -58,3 +58,24 @@ describe("hostile frontend", () => {
     expect(w.model.served).toBe(served);
   });
 });
+
+describe("hostile frontend: resource exhaustion", () => {
+  it("requests opened and never finished cannot exhaust the backend's memory", async () => {
+    const w = world();
+    await w.fe.negotiate(1n);
+    await new Requester(w.fe).setup(0, 64);
+    await w.fe.driverOk();
+    const k = w.ts.kernel(w.guest);
+    const buf = k.heap.alloc(4096);
+    const dv = new DataView(w.guest.memory.buffer);
+    // Each FIRST fragment announces ~1 MiB and never sends the rest.
+    for (let id = 100; id < 1200; id++) {
+      encodeData(dv, buf, { kind: KIND_REQUEST, flags: FLAG_FIRST, queue: 0, requestId: id, offset: 0, total: 1 << 20, writable: 4096 });
+      while (k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, 24 + 8, MSG_DATA, w.pair.entry.frontendPort) < 0) {
+        await settle(() => false, 2);
+      }
+    }
+    await settle(() => false, 50);
+    expect(w.pair.server.stats.protocolErrors).toBeGreaterThan(0); // refused once full, not crashed
+  });
+});
