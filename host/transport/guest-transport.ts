@@ -3,7 +3,7 @@
 import { DOMID_ANY } from "../hypervisor/layout.ts";
 import { READ_EMPTY } from "../hypervisor/engine.ts";
 import type { GuestRing } from "../guest/argo-driver.ts";
-import { entryProblem, parseTable, readEntry, type DeviceEntry, type TableError } from "./enumeration.ts";
+import { MAX_DEVICES, entryProblem, parseTable, readEntry, type DeviceEntry, type TableError } from "./enumeration.ts";
 import { ArgoFrontend } from "./frontend.ts";
 import { DEVICE_TABLE_GPA, type GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
@@ -49,13 +49,19 @@ export class GuestTransport {
   }
 
   private attach(e: DeviceEntry): ArgoFrontend | null {
-    if (this.devices.has(e.devNum)) return null;
-    const fe = new ArgoFrontend({
-      argo: this.kernel.argo, heap: this.kernel.heap, entry: e, queues: this.queues,
-      // Implemented on the guest's rings by the frontend's (Wasm) device side.
-      ringFeatures: VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC,
-    });
-    if (fe.start() < 0) return null;
+    // A backend announcing devices without end must not exhaust this guest's memory.
+    if (this.devices.has(e.devNum) || this.devices.size >= MAX_DEVICES) return null;
+    let fe: ArgoFrontend;
+    try {
+      fe = new ArgoFrontend({
+        argo: this.kernel.argo, heap: this.kernel.heap, entry: e, queues: this.queues,
+        // Implemented on the guest's rings by the frontend's (Wasm) device side.
+        ringFeatures: VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC,
+      });
+      if (fe.start() < 0) return null;
+    } catch {
+      return null; // out of guest memory: the device is not attached
+    }
     this.devices.set(e.devNum, fe);
     for (const l of this.listeners) l("ready", fe);
     return fe;

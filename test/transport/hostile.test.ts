@@ -79,3 +79,23 @@ describe("hostile frontend: resource exhaustion", () => {
     expect(w.pair.server.stats.protocolErrors).toBeGreaterThan(0); // refused once full, not crashed
   });
 });
+
+describe("hostile backend: bus flooding", () => {
+  it("endless DEVICE_READY announcements attach at most MAX_DEVICES and never crash the guest", async () => {
+    const w = world();
+    expect(w.gt.listen()).toBe(0);
+    const k = w.ts.kernel(w.backend);
+    const buf = k.heap.alloc(4096);
+    const dv = new DataView(w.backend.memory.buffer);
+    const { writeEntry } = await import("../../host/transport/enumeration.ts");
+    const { BUS_PORT, BUS_DEVICE_READY, BUS_MESSAGE_SIZE } = await import("../../host/transport/wire.ts");
+    for (let n = 100; n < 300; n++) {
+      dv.setUint32(buf, BUS_DEVICE_READY, true);
+      writeEntry(dv, buf + 4, { ...w.pair.entry, devNum: n, frontendPort: 0x40000 + 2 * n, backendPort: 0x40001 + 2 * n });
+      while (k.argo.send(w.guest.domid, BUS_PORT, buf, BUS_MESSAGE_SIZE, MSG_BUS, 0) < 0) await settle(() => false, 2);
+      if (n % 16 === 0) await settle(() => false, 2);
+    }
+    await settle(() => false, 20);
+    expect(w.gt.devices.size).toBeLessThanOrEqual(64);
+  });
+});
