@@ -88,7 +88,12 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   private readonly iovGpa = new Float64Array(MAXIOV);
   private readonly iovLen = new Float64Array(MAXIOV);
   private nextToken = 1;
-  private generation = 1;
+  /**
+   * Next request id. Ids come from a counter, never from the chain head: a request failed
+   * here (bad completion, reset) frees its head at once while the backend may still answer
+   * it, and a head-derived id would deliver that stale answer into the next chain.
+   */
+  private nextRequestId = 1;
   private draining = false;
   private isGone = false;
   private unsubscribe: (() => void) | null = null;
@@ -169,7 +174,6 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
 
   protected onReset(): void {
     this.failInflight();
-    this.generation = (this.generation + 1) & 0xffff;
   }
 
   onConfigChange(cb: () => void): void {
@@ -203,8 +207,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
 
   private track(q: number, c: ChainBuffers): InFlight {
     const req: InFlight = {
-      // Unique among requests in flight: a head is unique within its queue until used.
-      id: (((this.generation & 0xff) << 24) | ((q & 0xff) << 16) | c.head) >>> 0, queue: q, head: c.head,
+      id: this.allocRequestId(), queue: q, head: c.head,
       rGpa: [], rLen: [], rIndex: 0, readableTotal: c.readableBytes, sentBytes: 0,
       wGpa: [], wLen: [], capacity: c.writableBytes, received: 0, completionTotal: 0,
     };
@@ -216,6 +219,14 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     this.inflight.set(req.id, req);
     this.stats.requests++;
     return req;
+  }
+
+  /** A 32-bit id not in flight (wraps after 4 G requests; skips any still open). */
+  private allocRequestId(): number {
+    let id = this.nextRequestId;
+    while (this.inflight.has(id)) id = (id + 1) >>> 0 || 1;
+    this.nextRequestId = (id + 1) >>> 0 || 1;
+    return id;
   }
 
   /** Sends queued fragments in order until done or the backend's ring is full. */

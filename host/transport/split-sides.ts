@@ -4,8 +4,9 @@
 // run ahead by more than the queue size, heads and next indices stay below the size,
 // chains are bounded by the size (no loops), readable buffers come before writable ones,
 // and every buffer lies inside memory; indirect tables (when negotiated) are walked with
-// the same rules plus their own (no nesting, length a non-zero multiple of 16).
-// The driver side is the guest's own and stays here (it never builds indirect tables).
+// the same rules plus their own (no nesting, length a non-zero multiple of 16). The
+// driver side (assembly/vring/driver.ts) allocates, publishes and reclaims in Wasm too;
+// the classes here keep the indices and move results in and out of small blocks.
 //
 //   desc  16 B x size : {le64 addr, le32 len, le16 flags, le16 next}
 //   avail 6 + 2 x size: {le16 flags, le16 idx, le16 ring[size], le16 used_event}
@@ -47,88 +48,88 @@ export function allocSplit(memory: WebAssembly.Memory, heap: GuestHeap, size: nu
   return l;
 }
 
+/**
+ * Driver side, over the driver's own memory: descriptor allocation, publishing and
+ * reclaiming run in Wasm (assembly/vring/driver.ts); this class owns the state block.
+ */
 class SplitDriver implements DriverSide {
   readonly size: number;
-  private readonly eventIdx: boolean;
-  /** avail idx at the last kick decision (EVENT_IDX). */
-  private kickedAt = 0;
-  private readonly dv: DataView;
+  private readonly engine: VringEngine;
+  private readonly u32: Uint32Array;
   private readonly l: SplitLayout;
-  private readonly free: number[] = [];
-  private readonly chainLen: Uint16Array;
-  private availIdx = 0;
-  private lastUsed = 0;
+  private readonly eventIdx: number;
+  private readonly state: number;
+  private readonly bufs: number;
+  private readonly out: number;
+  private reclaiming = false;
+  private reclaimAgain = false;
 
-  constructor(memory: WebAssembly.Memory, l: SplitLayout, eventIdx: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean) {
     this.l = l;
     this.size = l.size;
-    this.eventIdx = eventIdx;
-    this.dv = new DataView(memory.buffer);
-    this.chainLen = new Uint16Array(l.size);
-    for (let i = l.size - 1; i >= 0; i--) this.free.push(i);
+    this.eventIdx = eventIdx ? 1 : 0;
+    this.engine = vringEngine(memory);
+    this.u32 = new Uint32Array(memory.buffer);
+    this.state = heap.alloc(this.engine.vringDriverStateSize(l.size));
+    this.bufs = heap.alloc(12 * l.size);
+    this.out = heap.alloc(8 * l.size);
+    if (this.engine.vringDriverInit(l.desc, l.avail, l.used, l.size, this.state) < 0) throw new RangeError("bad split ring geometry");
   }
 
   get freeDescriptors(): number {
-    return this.free.length;
+    return this.engine.vringDriverFree(this.state);
   }
 
   add(gpa: ArrayLike<number>, len: ArrayLike<number>, writable: ArrayLike<number>, n: number): number {
-    if (n < 1 || this.free.length < n) return -1;
-    const dv = this.dv;
-    const first = this.free[this.free.length - 1];
+    if (n < 1 || n > this.size) return -1;
+    const w = this.bufs >>> 2; // page-aligned heap block
     for (let i = 0; i < n; i++) {
-      const id = this.free.pop()!;
-      const next = i < n - 1 ? this.free[this.free.length - 1] : 0;
-      const d = this.l.desc + id * 16;
-      dv.setUint32(d, gpa[i] >>> 0, true);
-      dv.setUint32(d + 4, Math.floor(gpa[i] / 0x100000000), true);
-      dv.setUint32(d + 8, len[i], true);
-      dv.setUint16(d + 12, (i < n - 1 ? VIRTQ_DESC_F_NEXT : 0) | (writable[i] ? VIRTQ_DESC_F_WRITE : 0), true);
-      dv.setUint16(d + 14, next, true);
+      this.u32[w + 3 * i] = gpa[i];
+      this.u32[w + 3 * i + 1] = len[i];
+      this.u32[w + 3 * i + 2] = writable[i] ? 1 : 0;
     }
-    this.chainLen[first] = n;
-    dv.setUint16(this.l.avail + 4 + 2 * (this.availIdx & (this.size - 1)), first, true);
-    this.availIdx = (this.availIdx + 1) & 0xffff;
-    dv.setUint16(this.l.avail + 2, this.availIdx, true); // publish after the entry
-    return first;
+    const l = this.l;
+    return this.engine.vringAdd(l.desc, l.avail, l.used, l.size, this.state, this.bufs, n);
   }
 
   needsKick(): boolean {
-    const old = this.kickedAt;
-    this.kickedAt = this.availIdx;
-    if (!this.eventIdx) return true;
-    const availEvent = this.dv.getUint16(this.l.used + 4 + 8 * this.size, true); // device-written
-    return vringNeedEvent(availEvent, this.availIdx, old);
+    return this.engine.vringNeedKick(this.l.used, this.l.size, this.state, this.eventIdx) === 1;
   }
 
   reclaim(cb: (head: number, written: number) => void): number {
-    const dv = this.dv;
-    const usedIdx = dv.getUint16(this.l.used + 2, true); // device-written, read once
-    let n = 0;
-    // At most `size` entries can be new; more means the device lied: stop there.
-    while (this.lastUsed !== usedIdx && n < this.size) {
-      const e = this.l.used + 4 + 8 * (this.lastUsed & (this.size - 1));
-      const id = dv.getUint32(e, true);
-      const written = dv.getUint32(e + 4, true);
-      this.lastUsed = (this.lastUsed + 1) & 0xffff;
-      n++;
-      if (id >= this.size || this.chainLen[id] === 0) continue; // not a head we gave out
-      let d = id;
-      for (let i = this.chainLen[id]; i > 0; i--) {
-        this.free.push(d);
-        d = dv.getUint16(this.l.desc + d * 16 + 14, true) & (this.size - 1);
-      }
-      this.chainLen[id] = 0;
-      cb(id, written);
+    // A callback may complete more work and re-enter (an interrupt inside an interrupt);
+    // the out block is shared, so the inner call only asks the outer one to go again.
+    if (this.reclaiming) {
+      this.reclaimAgain = true;
+      return 0;
     }
-    // used_event: interrupt me as soon as anything past what I have seen is used.
-    if (this.eventIdx) this.dv.setUint16(this.l.avail + 4 + 2 * this.size, this.lastUsed, true);
-    return n;
+    this.reclaiming = true;
+    let total = 0;
+    try {
+      do {
+        this.reclaimAgain = false;
+        const l = this.l;
+        const n = this.engine.vringReclaim(l.desc, l.avail, l.used, l.size, this.state, this.eventIdx, this.out, l.size);
+        const w = this.out >>> 2;
+        for (let i = 0; i < n; i++) cb(this.u32[w + 2 * i], this.u32[w + 2 * i + 1]);
+        total += Math.max(0, n);
+      } while (this.reclaimAgain);
+    } finally {
+      this.reclaiming = false;
+    }
+    return total;
   }
 }
 
 /** Exports of build/vring.wasm (assembly/vring/split.ts). */
 interface VringEngine {
+  vringDriverInit(desc: number, avail: number, used: number, size: number, state: number): number;
+  vringDriverFree(state: number): number;
+  vringDriverStateSize(size: number): number;
+  vringAdd(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number): number;
+  vringNeedKick(used: number, size: number, state: number, eventIdx: number): number;
+  vringReclaim(desc: number, avail: number, used: number, size: number, state: number, eventIdx: number, out: number, max: number): number;
+  vringCycleBench(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number, popOut: number, reclaimOut: number, features: number, iterations: number): number;
   vringPop(desc: number, avail: number, used: number, size: number, lastAvail: number, eventIdx: number, out: number): number;
   vringPush(used: number, size: number, usedIdx: number, head: number, written: number): number;
   vringNeedEvent(event: number, newIdx: number, old: number): number;
@@ -217,5 +218,5 @@ export function splitQueue(
   memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false,
 ): { driver: DriverSide; device: DeviceSide } {
   const l = allocSplit(memory, heap, size);
-  return { driver: new SplitDriver(memory, l, eventIdx), device: new SplitDevice(memory, heap, l, eventIdx, indirect) };
+  return { driver: new SplitDriver(memory, heap, l, eventIdx), device: new SplitDevice(memory, heap, l, eventIdx, indirect) };
 }
