@@ -5,10 +5,9 @@ import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import { Policy } from "../host/mac/index.ts";
 import { Toolstack } from "../host/transport/toolstack.ts";
 import { GuestTransport } from "../host/transport/guest-transport.ts";
-import { ForeignDevice } from "../host/transport/share/foreign.ts";
 import type { DeviceTypeName, GuestVirtioDevice, VirtioDeviceModel } from "../host/devices/types.ts";
 
-export const TRANSPORTS = ["argo", "foreign"] as const;
+export const TRANSPORTS = ["argo", "grant", "foreign", "bounce"] as const;
 export type TransportName = (typeof TRANSPORTS)[number];
 
 export interface OpenDevice {
@@ -43,10 +42,9 @@ export async function openDevice(transport: TransportName, type: DeviceTypeName,
       // No page of the guest is ever mapped into the backend: it sees only its own ring.
       return { transport, dev: gt.devices.get(pair.entry.devNum)!, exposedPages: () => 0 };
     }
-    case "foreign": {
-      const k = ts.kernel(guest);
-      const dev = new ForeignDevice({ memory: guest.memory, heap: k.heap, model });
-      return { transport, dev, exposedPages: () => dev.exposedPages };
+    default: {
+      const pair = ts.addSharedDevice({ type, frontend: guest, backend, model }, transport);
+      return { transport, dev: pair.device, exposedPages: () => pair.device.exposedPages };
     }
   }
 }

@@ -11,6 +11,11 @@
 // table keeps every access inside the table.
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent } from "./split";
 
+/** vringAdd buffer flags: device-writable; address is a grant DMA handle (bit 63 set, as xen/grant-dma-ops.c). */
+const BUF_WRITABLE: u32 = 1;
+const BUF_GRANT_ADDR: u32 = 2;
+const GRANT_DMA_HI: u32 = 0x80000000;
+
 const ST_FREE_HEAD: u32 = 0;
 const ST_NUM_FREE: u32 = 2;
 const ST_AVAIL_IDX: u32 = 4;
@@ -55,8 +60,8 @@ export function vringDriverFree(state: u32): u32 {
 }
 
 /**
- * Adds a chain of `n` buffers described at `bufs` ({le32 addr, le32 len, le32 writable}
- * each, readable first) and publishes it. Returns the head index, or -1 when there are
+ * Adds a chain of `n` buffers described at `bufs` ({le32 addr, le32 len, le32 flags}
+ * each, readable first; flags BUF_WRITABLE | BUF_GRANT_ADDR) and publishes it. Returns the head index, or -1 when there are
  * not enough free descriptors (or the arguments are out of memory).
  */
 export function vringAdd(desc: u32, avail: u32, used: u32, size: u32, state: u32, bufs: u32, n: u32): i32 {
@@ -68,10 +73,11 @@ export function vringAdd(desc: u32, avail: u32, used: u32, size: u32, state: u32
   for (let k: u32 = 0; k < n; k++) {
     const d = desc + 16 * i;
     const b = bufs + 12 * k;
+    const bf = load<u32>(b + 8);
     store<u32>(d, load<u32>(b));
-    store<u32>(d + 4, 0);
+    store<u32>(d + 4, (bf & BUF_GRANT_ADDR) != 0 ? GRANT_DMA_HI : 0);
     store<u32>(d + 8, load<u32>(b + 4));
-    const flags: u16 = (load<u32>(b + 8) != 0 ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
+    const flags: u16 = ((bf & BUF_WRITABLE) != 0 ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
     store<u16>(d + 12, flags);
     i = <u32>load<u16>(d + 14) & (size - 1); // free list link = next in the chain
   }

@@ -31,6 +31,13 @@ export const ERR_CHAIN_TOO_LONG: i32 = -11;
 /** vringPop `features` bits: the ring features the driver negotiated. */
 export const FEATURE_EVENT_IDX: u32 = 1;
 export const FEATURE_INDIRECT: u32 = 2;
+/**
+ * Addresses are Xen grant DMA handles (bit 63 set, ref << 12 | offset: xen/grant-dma-ops.c)
+ * for the `grant` baseline: hi must be exactly 0x80000000 and lo is returned as is; the
+ * hypervisor's grant map, not this walk, bounds the buffer.
+ */
+export const FEATURE_GRANT_ADDR: u32 = 4;
+const GRANT_DMA_HI: u32 = 0x80000000;
 
 /** Most descriptors one indirect table may hold (the spec bounds it by the queue size too). */
 const MAX_INDIRECT: u32 = 32768;
@@ -85,8 +92,13 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
     const len = load<u32>(d + 8);
     const flags = load<u16>(d + 12);
     const next = <u32>load<u16>(d + 14);
-    // hi != 0 is past any 32-bit memory; lo + len is computed in 64 bits, no wrap.
-    if (hi != 0 || <u64>lo + <u64>len > mem) return ERR_ADDRESS_OUT_OF_RANGE;
+    if ((features & FEATURE_GRANT_ADDR) != 0) {
+      // A grant handle: anything else (a raw gpa) would bypass the grant check.
+      if (hi != GRANT_DMA_HI || (flags & VIRTQ_DESC_F_INDIRECT) != 0) return ERR_ADDRESS_OUT_OF_RANGE;
+    } else if (hi != 0 || <u64>lo + <u64>len > mem) {
+      // hi != 0 is past any 32-bit memory; lo + len is computed in 64 bits, no wrap.
+      return ERR_ADDRESS_OUT_OF_RANGE;
+    }
     if ((flags & VIRTQ_DESC_F_INDIRECT) != 0) {
       // Not negotiated: the driver may not use indirect tables at all.
       if ((features & FEATURE_INDIRECT) == 0) return ERR_INDIRECT_NOT_SUPPORTED;

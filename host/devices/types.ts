@@ -135,4 +135,6 @@ export interface GuestVirtioDevice {
   onConfigChange(cb: () => void): void;
   /** True once the device was removed or its backend died; requests then fail with IOERR. */
   readonly gone: boolean;
+  /** Largest buffer one descriptor may carry (the DMA layer's limit, e.g. swiotlb); none if absent. */
+  readonly maxMappingBytes?: number;
 }

@@ -17,8 +17,11 @@ export const GNTST_bad_page = -9;
 /** Ending access to a grant that is still mapped (Linux's gnttab_end_foreign_access_ref fails). */
 export const GNTST_busy = -16;
 
-/** Grant table size per domain (refs 0..NR_GRANTS-1). */
-export const NR_GRANTS = 4096;
+/**
+ * Grant table size per domain (refs 0..NR_GRANTS-1): Xen's default of 64 frames of 512
+ * v1 entries (gnttab_max_frames), 128 MiB of pages granted at once.
+ */
+export const NR_GRANTS = 32768;
 
 interface GrantEntry {
   grantee: number;
@@ -44,6 +47,9 @@ export class GrantTables {
   private nextHandle = 1;
   /** Distinct (granter, gfn) pages ever mapped: what grantees could reach. */
   readonly exposed = new Set<string>();
+  /** Distinct pages of each granter ever mapped by each mapper, keyed `mapper:granter`. */
+  private readonly exposedBy = new Map<string, Set<number>>();
+  private readonly cursor = new Map<number, number>();
   constructor(private readonly lookup: (domid: number) => Domain | undefined) {}
 
   private table(domid: number): Array<GrantEntry | undefined> {
@@ -54,13 +60,33 @@ export class GrantTables {
 
   /** Granter: offers page `gfn` to `grantee`; returns a grant ref or a GNTST error. */
   grantAccess(granter: Domain, grantee: number, gfn: number, readOnly: boolean): number {
-    if (!Number.isInteger(gfn) || gfn < 0 || (gfn + 1) * PAGE_SIZE > granter.memory.buffer.byteLength) return GNTST_bad_page;
+    return this.grantAccessSeq(granter, grantee, gfn, 1, readOnly);
+  }
+
+  /**
+   * Granter: offers `pages` adjacent pages from `gfn` under consecutive refs (Linux's
+   * gnttab_alloc_grant_reference_seq, which grant-dma-ops uses so that one DMA handle
+   * covers a multi-page buffer); returns the first ref or a GNTST error.
+   */
+  grantAccessSeq(granter: Domain, grantee: number, gfn: number, pages: number, readOnly: boolean): number {
+    if (!Number.isInteger(pages) || pages < 1 || pages > NR_GRANTS) return GNTST_general_error;
+    if (!Number.isInteger(gfn) || gfn < 0 || (gfn + pages) * PAGE_SIZE > granter.memory.buffer.byteLength) return GNTST_bad_page;
     const t = this.table(granter.domid);
-    for (let ref = 0; ref < NR_GRANTS; ref++) {
-      if (!t[ref]) {
-        t[ref] = { grantee, gfn, readOnly, mapped: 0 };
-        return ref;
+    // First fit from a rotating cursor: bounded by one pass over the table.
+    const start = this.cursor.get(granter.domid) ?? 0;
+    let run = 0;
+    for (let k = 0; k < NR_GRANTS + pages; k++) {
+      const ref = (start + k) % NR_GRANTS;
+      if (ref === 0) run = 0; // a run may not wrap past the end of the table
+      if (t[ref]) {
+        run = 0;
+        continue;
       }
+      if (++run < pages) continue;
+      const first = ref - pages + 1;
+      for (let i = 0; i < pages; i++) t[first + i] = { grantee, gfn: gfn + i, readOnly, mapped: 0 };
+      this.cursor.set(granter.domid, (ref + 1) % NR_GRANTS);
+      return first;
     }
     return GNTST_general_error;
   }
@@ -88,6 +114,10 @@ export class GrantTables {
     const m = { handle: this.nextHandle++, granter: granterId, ref, readOnly, page, mapper: mapper.domid };
     this.mappings.set(m.handle, m);
     this.exposed.add(`${granterId}:${e.gfn}`);
+    const key = `${mapper.domid}:${granterId}`;
+    let pages = this.exposedBy.get(key);
+    if (!pages) this.exposedBy.set(key, (pages = new Set()));
+    pages.add(e.gfn);
     return m;
   }
 
@@ -104,6 +134,16 @@ export class GrantTables {
   /** Domain destruction: its grants go; mappings others hold of them stay valid views until unmapped (as in Xen). */
   destroy(domid: number): void {
     this.tables.delete(domid);
+  }
+
+  /** Distinct pages of `granter` that `mapper` has ever mapped. */
+  exposedPages(mapper: number, granter: number): number {
+    return this.exposedBy.get(`${mapper}:${granter}`)?.size ?? 0;
+  }
+
+  /** Live mappings of `ref` (0 when none or no such grant). */
+  mappedCount(granter: number, ref: number): number {
+    return this.table(granter)[ref]?.mapped ?? 0;
   }
 
   /** gfn of a grant, for the granter's own bookkeeping; -1 if none. */

@@ -4,6 +4,24 @@
 import type { DriverQueue, GuestBuffer, UsedHandler } from "../devices/types.ts";
 import type { DriverSide } from "./queue-sides.ts";
 
+/**
+ * The guest's DMA layer between a driver's buffers and the addresses the device sees
+ * (Linux's dma_map_ops): grants for `grant`, bounce slots for `bounce`. Absent for argo
+ * and foreign, where descriptors carry guest-physical addresses.
+ */
+export interface DmaOps {
+  /** Extra vringAdd buffer flag bits for every address this layer returns (e.g. grant handles). */
+  readonly addrFlags: number;
+  /** Maps one buffer of the chain being added; returns its device address, or -1 (nothing mapped). */
+  map(gpa: number, len: number, writable: boolean): number;
+  /** The chain could not be added: undo every map since the last commit or abort. */
+  abort(): void;
+  /** The maps since the last commit or abort belong to chain `head`. */
+  commit(head: number): void;
+  /** The device returned chain `head`: sync writable buffers back and unmap. */
+  complete(head: number, written: number): void;
+}
+
 export class GuestDriverQueue implements DriverQueue {
   private readonly side: DriverSide;
   private readonly tokens: Float64Array;
@@ -13,14 +31,17 @@ export class GuestDriverQueue implements DriverQueue {
   private readonly gpa: Float64Array;
   private readonly len: Float64Array;
   private readonly writable: Uint8Array;
+  private readonly dma: DmaOps | null;
   private readonly deliver = (head: number, written: number): void => {
+    this.dma?.complete(head, written);
     const failed = this.failed[head] === 1;
     this.failed[head] = 0;
     this.onUsed(this.tokens[head], failed ? 0 : written, failed);
   };
 
-  constructor(side: DriverSide, onUsed: UsedHandler, notify: () => void) {
+  constructor(side: DriverSide, onUsed: UsedHandler, notify: () => void, dma: DmaOps | null = null) {
     this.side = side;
+    this.dma = dma;
     this.onUsed = onUsed;
     this.notify = notify;
     this.tokens = new Float64Array(side.size);
@@ -41,13 +62,29 @@ export class GuestDriverQueue implements DriverQueue {
   add(buffers: readonly GuestBuffer[], token: number): boolean {
     const n = buffers.length;
     if (n === 0 || n > this.side.size) return false;
+    // Enough descriptors first: a DMA layer must not map what cannot be added.
+    if (n > this.side.freeDescriptors) return false;
+    const dma = this.dma;
     for (let i = 0; i < n; i++) {
-      this.gpa[i] = buffers[i].gpa;
-      this.len[i] = buffers[i].len;
-      this.writable[i] = buffers[i].writable ? 1 : 0;
+      const b = buffers[i];
+      let addr = b.gpa;
+      if (dma) {
+        addr = dma.map(b.gpa, b.len, b.writable);
+        if (addr < 0) {
+          dma.abort();
+          return false;
+        }
+      }
+      this.gpa[i] = addr;
+      this.len[i] = b.len;
+      this.writable[i] = (b.writable ? 1 : 0) | (dma ? dma.addrFlags : 0);
     }
     const head = this.side.add(this.gpa, this.len, this.writable, n);
-    if (head < 0) return false;
+    if (head < 0) {
+      dma?.abort();
+      return false;
+    }
+    dma?.commit(head);
     this.tokens[head] = token;
     this.failed[head] = 0;
     return true;

@@ -52,8 +52,11 @@ export interface DeviceSide {
 export interface DriverSide {
   readonly size: number;
   readonly freeDescriptors: number;
-  /** Adds a chain of `n` buffers from the arrays; returns the head index or -1 when full. */
-  add(gpa: ArrayLike<number>, len: ArrayLike<number>, writable: ArrayLike<number>, n: number): number;
+  /**
+   * Adds a chain of `n` buffers from the arrays; returns the head index or -1 when full.
+   * `flags[i]`: bit 0 device-writable, bit 1 the address is a grant DMA handle (bit 63 set).
+   */
+  add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number;
   /** EVENT_IDX / flags: does the device want a notification for what was added? */
   needsKick(): boolean;
   /** Calls cb(head, written) for every used entry not yet reclaimed; returns how many. */

@@ -80,13 +80,13 @@ class SplitDriver implements DriverSide {
     return this.engine.vringDriverFree(this.state);
   }
 
-  add(gpa: ArrayLike<number>, len: ArrayLike<number>, writable: ArrayLike<number>, n: number): number {
+  add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number {
     if (n < 1 || n > this.size) return -1;
     const w = this.bufs >>> 2; // page-aligned heap block
     for (let i = 0; i < n; i++) {
       this.u32[w + 3 * i] = gpa[i];
       this.u32[w + 3 * i + 1] = len[i];
-      this.u32[w + 3 * i + 2] = writable[i] ? 1 : 0;
+      this.u32[w + 3 * i + 2] = flags[i] & 3; // BUF_WRITABLE | BUF_GRANT_ADDR
     }
     const l = this.l;
     return this.engine.vringAdd(l.desc, l.avail, l.used, l.size, this.state, this.bufs, n);
@@ -162,7 +162,7 @@ class SplitDevice implements DeviceSide {
   private readonly u32: Uint32Array;
   private readonly l: SplitLayout;
   private readonly eventIdx: boolean;
-  /** vringPop feature bits: 1 EVENT_IDX, 2 INDIRECT_DESC. */
+  /** vringPop feature bits: 1 EVENT_IDX, 2 INDIRECT_DESC, 4 grant DMA handles as addresses. */
   private readonly features: number;
   /** Out block for vringPop: head, count, then 16 bytes per buffer. */
   private readonly out: number;
@@ -171,11 +171,11 @@ class SplitDevice implements DeviceSide {
   /** used idx at the last interrupt decision (EVENT_IDX). */
   private signalledAt = 0;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean, indirect: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean, indirect: boolean, grantAddr: boolean) {
     this.l = l;
     this.size = l.size;
     this.eventIdx = eventIdx;
-    this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0);
+    this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0) | (grantAddr ? 4 : 0);
     this.engine = vringEngine(memory);
     this.u32 = new Uint32Array(memory.buffer);
     this.out = heap.alloc(8 + 16 * l.size);
@@ -215,8 +215,12 @@ class SplitDevice implements DeviceSide {
 
 /** A split ring of `size` entries allocated from `heap`, seen from both sides. */
 export function splitQueue(
-  memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false,
-): { driver: DriverSide; device: DeviceSide } {
+  memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false, grantAddr = false,
+): { driver: DriverSide; device: DeviceSide; layout: SplitLayout } {
   const l = allocSplit(memory, heap, size);
-  return { driver: new SplitDriver(memory, heap, l, eventIdx), device: new SplitDevice(memory, heap, l, eventIdx, indirect) };
+  return {
+    driver: new SplitDriver(memory, heap, l, eventIdx),
+    device: new SplitDevice(memory, heap, l, eventIdx, indirect, grantAddr),
+    layout: l,
+  };
 }

@@ -12,6 +12,10 @@ import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
 import { auditText } from "../mac/index.ts";
 import { EACCES } from "../hypervisor/errno.ts";
+import type { SharedDevice } from "./share/shared-device.ts";
+import { ForeignDevice } from "./share/foreign.ts";
+import { GrantDevice } from "./share/grant.ts";
+import { BounceDevice } from "./share/bounce.ts";
 import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
 
 export interface DevicePairSpec {
@@ -32,6 +36,19 @@ export interface DevicePair {
   readonly frontend: Domain;
   readonly backend: Domain;
   readonly server: ArgoBackend;
+  readonly model: VirtioDeviceModel;
+}
+
+/** The sharing baselines the comparison runs against argo. */
+export type ShareTransportName = "grant" | "foreign" | "bounce";
+
+/** A device pair over a sharing transport: the guest drives `device` directly. */
+export interface SharedPair {
+  readonly transport: ShareTransportName;
+  readonly type: DeviceTypeName;
+  readonly frontend: Domain;
+  readonly backend: Domain;
+  readonly device: SharedDevice;
   readonly model: VirtioDeviceModel;
 }
 
@@ -62,8 +79,11 @@ export class Toolstack {
     return this.pairs.filter((p) => p.frontend === frontend);
   }
 
-  /** Declares a device pair and starts its backend; throws PairDenied if the policy has no such pair. */
-  addDevice(spec: DevicePairSpec): DevicePair {
+  /**
+   * The policy's verdict on a pair, whatever the transport: its rule, and the device model
+   * with the pair's device rules applied. Throws PairDenied if the policy has no such pair.
+   */
+  private admit(spec: DevicePairSpec) {
     const rule = this.hv.policy.pair(spec.frontend.label, spec.backend.label, spec.type);
     if (!rule) {
       throw new PairDenied(
@@ -75,6 +95,50 @@ export class Toolstack {
     if (rule.rules.readOnly && spec.type === "blk" && !(model as { readOnly?: boolean }).readOnly) {
       throw new PairDenied(`policy ${this.hv.policy.source} requires ${spec.type} for ${spec.frontend.label} to be read-only`);
     }
+    return { rule, model };
+  }
+
+  /** Audit-logs a device-level denial (read-only disk, refused grant) for the pair. */
+  private denier(spec: DevicePairSpec): (perm: string, detail: string) => void {
+    return (perm, detail) => {
+      const e = {
+        time: Date.now(), perm, scontext: spec.frontend.label, tcontext: spec.backend.label, tclass: spec.type,
+        srcDomid: spec.frontend.domid, tgtDomid: spec.backend.domid, pair: `${spec.frontend.label}/${spec.backend.label}/${spec.type}`,
+        errno: -EACCES, reason: detail,
+      };
+      this.hv.audit.record({ ...e, text: auditText(e) });
+    };
+  }
+
+  /**
+   * Declares a device pair over one of the sharing baselines (grant, foreign, bounce) under
+   * the same policy check as argo. The guest gets the device directly, as a platform
+   * (MMIO) device: there is nothing to enumerate over Argo.
+   */
+  addSharedDevice(spec: DevicePairSpec, transport: ShareTransportName, opts: { sharedBytes?: number } = {}): SharedPair {
+    const { model } = this.admit(spec);
+    const k = this.kernel(spec.frontend);
+    const base = { memory: spec.frontend.memory, heap: k.heap, model, deny: this.denier(spec) };
+    let device: SharedDevice;
+    switch (transport) {
+      case "foreign":
+        device = new ForeignDevice(base);
+        break;
+      case "grant":
+        device = new GrantDevice({ ...base, grants: this.hv.grants, guest: spec.frontend, backend: spec.backend });
+        break;
+      case "bounce":
+        device = new BounceDevice({ ...base, sharedBytes: opts.sharedBytes });
+        break;
+      default:
+        throw new TypeError(`unknown sharing transport ${String(transport)} (grant, foreign, bounce)`);
+    }
+    return { transport, type: spec.type, frontend: spec.frontend, backend: spec.backend, device, model };
+  }
+
+  /** Declares a device pair and starts its backend; throws PairDenied if the policy has no such pair. */
+  addDevice(spec: DevicePairSpec): DevicePair {
+    const { rule, model } = this.admit(spec);
     const devNum = this.nextDev++;
     // Size rings and messages inside the pair's limits, so the policy never has to refuse them.
     const ringLen = Math.min(spec.ringLen ?? DEFAULT_RING, rule.limits.maxRingBytes ?? Infinity) & ~15;
@@ -87,14 +151,7 @@ export class Toolstack {
     const server = new ArgoBackend({
       argo: bk.argo, heap: bk.heap, entry, frontendDomid: spec.frontend.domid, model,
       queues: new QueueFactory(spec.backend.memory, bk.heap),
-      deny: (perm, detail) => {
-        const e = {
-          time: Date.now(), perm, scontext: spec.frontend.label, tcontext: spec.backend.label, tclass: spec.type,
-          srcDomid: spec.frontend.domid, tgtDomid: spec.backend.domid, pair: `${spec.frontend.label}/${spec.backend.label}/${spec.type}`,
-          errno: -EACCES, reason: detail,
-        };
-        this.hv.audit.record({ ...e, text: auditText(e) });
-      },
+      deny: this.denier(spec),
     });
     const rc = server.start();
     if (rc < 0) throw new Error(`backend for ${spec.type} device ${devNum} could not register its ring: ${rc}`);

@@ -6,7 +6,9 @@ import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { Toolstack } from "../../host/transport/toolstack.ts";
 import { GuestTransport } from "../../host/transport/guest-transport.ts";
-import { BlkDriver, ConsoleDriver, RngDriver, type BlkModel, type ConsoleModel } from "../../host/devices/index.ts";
+import { BlkDriver, BlkModel, ConsoleDriver, RngDriver, type ConsoleModel, type GuestVirtioDevice, type VirtioDeviceModel } from "../../host/devices/index.ts";
+import type { DevicePairSpec } from "../../host/transport/toolstack.ts";
+import type { ArgoFrontend } from "../../host/transport/frontend.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
 import { settle } from "./helpers.ts";
 
@@ -27,7 +29,11 @@ pairs:
     rules: { read_only: true }
 `;
 
-function boot() {
+/** The transports every device test runs over: argo and the three sharing baselines. */
+const TRANSPORTS = ["argo", "grant", "foreign", "bounce"] as const;
+type Transport = (typeof TRANSPORTS)[number];
+
+function boot(transport: Transport = "argo") {
   const hv = new Hypervisor({ policy: Policy.parse(POLICY, "devices.yaml") });
   const g1 = hv.createDomain({ name: "guest1", label: "guest_t", memoryBytes: 32 << 20 });
   const g2 = hv.createDomain({ name: "guest2", label: "guest2_t", memoryBytes: 16 << 20 });
@@ -36,17 +42,34 @@ function boot() {
   const disk1 = new Uint8Array(4 << 20);
   const disk2 = new Uint8Array(1 << 20).fill(7);
   const output: number[] = [];
-  const blk1 = ts.addDevice({ type: "blk", frontend: g1, backend: be, options: { blk: { image: disk1, id: "disk-one" } } });
-  const con = ts.addDevice({ type: "console", frontend: g1, backend: be, options: { console: { onOutput: (b) => output.push(...b) } } });
-  const rng = ts.addDevice({ type: "rng", frontend: g1, backend: be });
-  const blk2 = ts.addDevice({ type: "blk", frontend: g2, backend: be, options: { blk: { image: disk2 } } });
-  ts.writeDeviceTable(g1);
-  ts.writeDeviceTable(g2);
-  const t1 = new GuestTransport(ts.kernel(g1));
-  const t2 = new GuestTransport(ts.kernel(g2));
-  expect(Array.isArray(t1.probe())).toBe(true);
-  expect(Array.isArray(t2.probe())).toBe(true);
-  return { hv, ts, g1, g2, be, disk1, disk2, output, blk1, con, rng, blk2, t1, t2 };
+  const specs = {
+    blk1: { type: "blk", frontend: g1, backend: be, options: { blk: { image: disk1, id: "disk-one" } } },
+    con: { type: "console", frontend: g1, backend: be, options: { console: { onOutput: (b: Uint8Array) => output.push(...b) } } },
+    rng: { type: "rng", frontend: g1, backend: be },
+    blk2: { type: "blk", frontend: g2, backend: be, options: { blk: { image: disk2 } } },
+  } satisfies Record<string, DevicePairSpec>;
+  const devices = new Map<keyof typeof specs, GuestVirtioDevice>();
+  const models = new Map<keyof typeof specs, VirtioDeviceModel>();
+  if (transport === "argo") {
+    const pairs = (Object.entries(specs) as Array<[keyof typeof specs, DevicePairSpec]>).map(([name, spec]) => [name, ts.addDevice(spec)] as const);
+    ts.writeDeviceTable(g1);
+    ts.writeDeviceTable(g2);
+    const t1 = new GuestTransport(ts.kernel(g1));
+    const t2 = new GuestTransport(ts.kernel(g2));
+    expect(Array.isArray(t1.probe())).toBe(true);
+    expect(Array.isArray(t2.probe())).toBe(true);
+    for (const [name, pair] of pairs) {
+      devices.set(name, (pair.frontend === g1 ? t1 : t2).devices.get(pair.entry.devNum)!);
+      models.set(name, pair.model);
+    }
+  } else {
+    for (const [name, spec] of Object.entries(specs) as Array<[keyof typeof specs, DevicePairSpec]>) {
+      const pair = ts.addSharedDevice(spec, transport);
+      devices.set(name, pair.device);
+      models.set(name, pair.model);
+    }
+  }
+  return { hv, ts, g1, g2, be, disk1, disk2, output, dev: (n: keyof typeof specs) => devices.get(n)!, model: (n: keyof typeof specs) => models.get(n)! };
 }
 
 const drive = async <T>(p: Promise<T>): Promise<T> => {
@@ -58,10 +81,10 @@ const drive = async <T>(p: Promise<T>): Promise<T> => {
   return value;
 };
 
-describe("devices over argo", () => {
+describe.each(TRANSPORTS)("devices over %s", (transport) => {
   it("blk: 1 MiB of random data written and read back in requests of 512 B .. 256 KiB", async () => {
-    const w = boot();
-    const blk = new BlkDriver(w.t1.devices.get(w.blk1.entry.devNum)!);
+    const w = boot(transport);
+    const blk = new BlkDriver(w.dev("blk1"));
     await drive(blk.init());
     expect(blk.capacity).toBe((4 << 20) / 512);
     expect(await drive(blk.getId())).toBe("disk-one");
@@ -95,14 +118,13 @@ describe("devices over argo", () => {
     expect(await drive(blk.writeZeroes(0, 8))).toBe(VIRTIO_BLK_S_OK);
     expect(w.disk1.subarray(0, 4096).every((b) => b === 0)).toBe(true);
     expect(await drive(blk.read(8192, back, 512))).toBe(VIRTIO_BLK_S_IOERR); // past the end
-    // Large requests were fragmented (max_message_bytes 65600) and nothing was malformed.
-    const fe = w.t1.devices.get(w.blk1.entry.devNum)!;
-    expect(fe.stats.protocolErrors).toBe(0);
+    // argo: large requests were fragmented (max_message_bytes 65600) and nothing was malformed.
+    if (transport === "argo") expect((w.dev("blk1") as ArgoFrontend).stats.protocolErrors).toBe(0);
   });
 
   it("blk read-only by policy: OUT fails with IOERR and an audit entry; reads work", async () => {
-    const w = boot();
-    const blk = new BlkDriver(w.t2.devices.get(w.blk2.entry.devNum)!);
+    const w = boot(transport);
+    const blk = new BlkDriver(w.dev("blk2"));
     await drive(blk.init());
     expect(blk.readOnly).toBe(true);
     const buf = blk.dev.alloc(4096);
@@ -116,22 +138,22 @@ describe("devices over argo", () => {
   });
 
   it("console: guest output reaches the host, host input reaches the guest (echo)", async () => {
-    const w = boot();
-    const con = new ConsoleDriver(w.t1.devices.get(w.con.entry.devNum)!);
+    const w = boot(transport);
+    const con = new ConsoleDriver(w.dev("con"));
     await drive(con.init());
     const got: number[] = [];
     con.onData((b) => got.push(...b));
     expect(await drive(con.write(new TextEncoder().encode("ping from guest")))).toBe(true);
     expect(new TextDecoder().decode(new Uint8Array(w.output))).toBe("ping from guest");
     // Echo it back through the model's input.
-    (w.con.model as ConsoleModel).input(new Uint8Array(w.output));
+    (w.model("con") as ConsoleModel).input(new Uint8Array(w.output));
     await settle(() => got.length >= w.output.length);
     expect(new TextDecoder().decode(new Uint8Array(got))).toBe("ping from guest");
   });
 
   it("rng: returns the requested number of bytes, different each time", async () => {
-    const w = boot();
-    const rng = new RngDriver(w.t1.devices.get(w.rng.entry.devNum)!);
+    const w = boot(transport);
+    const rng = new RngDriver(w.dev("rng"));
     await drive(rng.init());
     const a = (await drive(rng.read(64)))!;
     const b = (await drive(rng.read(64)))!;
@@ -140,10 +162,12 @@ describe("devices over argo", () => {
     expect(a).not.toEqual(b);
   });
 
-  it("guest2 cannot even see guest1's devices, and a blk pair for it must be read-only", () => {
-    const w = boot();
-    expect([...w.t2.devices.values()].map((d) => d.entry.devNum)).toEqual([w.blk2.entry.devNum]);
-    expect(() => w.ts.addDevice({ type: "console", frontend: w.g2, backend: w.be })).toThrow(/no console pair/);
+  it("a pair the policy does not have is refused on every transport, and a blk pair for guest2 must be read-only", () => {
+    const w = boot(transport);
+    const spec = { type: "console", frontend: w.g2, backend: w.be } as const;
+    expect(() => (transport === "argo" ? w.ts.addDevice(spec) : w.ts.addSharedDevice(spec, transport))).toThrow(/no console pair/);
+    const rw = { type: "blk", frontend: w.g2, backend: w.be, model: new BlkModel({ image: new Uint8Array(4096) }) } as const;
+    expect(() => (transport === "argo" ? w.ts.addDevice(rw) : w.ts.addSharedDevice(rw, transport))).toThrow(/read-only/);
   });
 });
 

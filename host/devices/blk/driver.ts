@@ -30,6 +30,9 @@ export class BlkDriver {
   private readonly freeSlots: number[] = [];
   private readonly waiting: Array<() => void> = [];
   private dv: DataView;
+  private segmentBytes = Infinity;
+  /** Requests the queue could not take (descriptors or DMA mappings exhausted): retried as others complete. */
+  private readonly blocked: Array<{ slot: number; bufs: GuestBuffer[] }> = [];
 
   constructor(dev: GuestVirtioDevice, opts: BlkDriverOptions = {}) {
     this.dev = dev;
@@ -45,6 +48,15 @@ export class BlkDriver {
     this.readOnly = (this.features & B.VIRTIO_BLK_F_RO) !== 0n;
     const cfg = await this.dev.readConfig(B.CFG_CAPACITY, 8);
     this.capacity = Number(new DataView(cfg.buffer, cfg.byteOffset, 8).getBigUint64(0, true));
+    // One descriptor carries at most size_max bytes (device) and the DMA layer's limit
+    // (swiotlb's 256 KiB under bounce): larger requests are split into segments.
+    let segLimit = this.dev.maxMappingBytes ?? Infinity;
+    if (this.features & B.VIRTIO_BLK_F_SIZE_MAX) {
+      const sm = await this.dev.readConfig(B.CFG_SIZE_MAX, 4);
+      const sizeMax = new DataView(sm.buffer, sm.byteOffset, 4).getUint32(0, true);
+      if (sizeMax > 0) segLimit = Math.min(segLimit, sizeMax);
+    }
+    this.segmentBytes = segLimit;
     this.queue = await this.dev.setupQueue(0, this.queueSize, (token, _written, error) => this.complete(token, error));
     await this.dev.driverOk();
     // A request uses at least 2 descriptors: at most size/2 in flight.
@@ -56,11 +68,19 @@ export class BlkDriver {
 
   /** Reads `len` bytes (a multiple of 512) at `sector` into guest memory at `gpa`; resolves with the status. */
   read(sector: number, gpa: number, len: number): Promise<number> {
-    return this.request(B.VIRTIO_BLK_T_IN, sector, [{ gpa, len, writable: true }]);
+    return this.request(B.VIRTIO_BLK_T_IN, sector, this.segments(gpa, len, true));
   }
 
   write(sector: number, gpa: number, len: number): Promise<number> {
-    return this.request(B.VIRTIO_BLK_T_OUT, sector, [{ gpa, len, writable: false }]);
+    return this.request(B.VIRTIO_BLK_T_OUT, sector, this.segments(gpa, len, false));
+  }
+
+  /** [gpa, gpa + len) as buffers of at most segmentBytes. */
+  private segments(gpa: number, len: number, writable: boolean): GuestBuffer[] {
+    if (len <= this.segmentBytes) return [{ gpa, len, writable }];
+    const out: GuestBuffer[] = [];
+    for (let at = 0; at < len; at += this.segmentBytes) out.push({ gpa: gpa + at, len: Math.min(this.segmentBytes, len - at), writable });
+    return out;
   }
 
   flush(): Promise<number> {
@@ -107,12 +127,34 @@ export class BlkDriver {
     const bufs: GuestBuffer[] = [{ gpa: s.gpa + SLOT_HEADER, len: B.REQ_HEADER_SIZE, writable: false }, ...data, { gpa: s.gpa + SLOT_STATUS, len: 1, writable: true }];
     return new Promise<number>((resolve) => {
       s.resolve = resolve;
-      if (this.dev.gone || !this.queue || !this.queue.add(bufs, slot)) {
-        this.complete(slot, true);
-        return;
-      }
-      this.queue.kick();
+      if (this.dev.gone || !this.queue) return this.complete(slot, true);
+      if (this.blocked.length === 0 && this.queue.add(bufs, slot)) return this.queue.kick();
+      // Out of descriptors or DMA mappings: wait for a completion to free some (Linux's
+      // BLK_STS_RESOURCE requeue). With nothing else in flight no completion will come.
+      if (this.inFlight() === 1 && this.blocked.length === 0) return this.complete(slot, true);
+      this.blocked.push({ slot, bufs });
     });
+  }
+
+  /** Requests submitted and not completed (blocked ones included). */
+  private inFlight(): number {
+    return this.slots.length - this.freeSlots.length;
+  }
+
+  /** After a completion: resubmit blocked requests in order while the queue takes them. */
+  private retryBlocked(): void {
+    let added = false;
+    while (this.blocked.length && this.queue && !this.dev.gone) {
+      const b = this.blocked[0];
+      if (!this.queue.add(b.bufs, b.slot)) break;
+      this.blocked.shift();
+      added = true;
+    }
+    if (added) this.queue!.kick();
+    // Nothing left in flight to free resources: what is still blocked cannot ever fit.
+    if (this.blocked.length && (this.dev.gone || this.inFlight() === this.blocked.length)) {
+      for (const b of this.blocked.splice(0)) this.complete(b.slot, true);
+    }
   }
 
   private complete(slot: number, error: boolean): void {
@@ -122,6 +164,7 @@ export class BlkDriver {
     s.resolve = null;
     const status = error ? B.VIRTIO_BLK_S_IOERR : this.dv.getUint8(s.gpa + SLOT_STATUS);
     this.freeSlots.push(slot);
+    this.retryBlocked();
     this.waiting.shift()?.();
     // A status the device never wrote (0xff) is an I/O error too.
     resolve(status > B.VIRTIO_BLK_S_UNSUPP ? B.VIRTIO_BLK_S_IOERR : status);

@@ -1,0 +1,310 @@
+// `grant`: VirtIO over Xen grants (virtio-grant, as Linux's xen/grant-dma-ops.c does it).
+// The guest's DMA layer grants the pages of every buffer to the backend domain, read-only
+// for readable buffers, under consecutive refs, and the descriptor carries the handle
+// (bit 63 set, ref << 12 | offset in page) instead of a guest-physical address. The backend
+// maps each page through the hypervisor, which checks the ref, the grantee and the access,
+// uses it in place, and unmaps it before returning the chain. The rings' own pages are
+// granted once at queue setup and stay mapped, as a backend keeps them.
+//
+// What the backend can reach: the ring pages plus the pages of requests in flight. That is
+// the isolation this transport buys, at the price of a map and an unmap per page.
+import type { DeviceChain, DeviceQueue, UsedHandler } from "../../devices/types.ts";
+import { VIRTIO_F_EVENT_IDX } from "../../devices/types.ts";
+import type { Domain } from "../../hypervisor/domain.ts";
+import { GNTST_busy, GNTST_okay, type GrantMapping, type GrantTables } from "../../hypervisor/grant.ts";
+import { PAGE_SIZE } from "../../hypervisor/layout.ts";
+import { GuestDriverQueue, type DmaOps } from "../guest-queue.ts";
+import { ChainBuffers, type DeviceSide } from "../queue-sides.ts";
+import { splitQueue } from "../split-sides.ts";
+import { SharedDevice, type SharedDeviceConfig, type SharedQueue } from "./shared-device.ts";
+
+/** vringAdd flag: the address is a grant DMA handle. */
+const BUF_GRANT_ADDR = 2;
+
+export interface GrantConfig extends SharedDeviceConfig {
+  grants: GrantTables;
+  guest: Domain;
+  backend: Domain;
+}
+
+const pagesOf = (offset: number, len: number) => Math.max(1, Math.ceil((offset + len) / PAGE_SIZE));
+
+/** The guest's grant DMA layer: grants on map, ends access on completion (deferring busy refs, as Linux does). */
+class GrantDma implements DmaOps {
+  readonly addrFlags = BUF_GRANT_ADDR;
+  /** Refs granted for the chain being added: first ref and page count, in pairs. */
+  private pending: number[] = [];
+  private readonly byHead: Array<number[] | undefined>;
+  /** Refs whose end of access found them still mapped: retried later, never reused before. */
+  private readonly deferred: number[] = [];
+  readonly stats = { granted: 0, deferred: 0 };
+
+  constructor(private readonly grants: GrantTables, private readonly guest: Domain, private readonly backendDomid: number, size: number) {
+    this.byHead = new Array(size);
+  }
+
+  map(gpa: number, len: number, writable: boolean): number {
+    const offset = gpa % PAGE_SIZE;
+    const pages = pagesOf(offset, len);
+    const ref = this.grants.grantAccessSeq(this.guest, this.backendDomid, Math.floor(gpa / PAGE_SIZE), pages, !writable);
+    if (ref < 0) return -1;
+    this.stats.granted += pages;
+    this.pending.push(ref, pages);
+    return ((ref << 12) | offset) >>> 0;
+  }
+
+  abort(): void {
+    this.end(this.pending);
+    this.pending = [];
+  }
+
+  commit(head: number): void {
+    this.byHead[head] = this.pending;
+    this.pending = [];
+  }
+
+  complete(head: number, _written: number): void {
+    const refs = this.byHead[head];
+    this.byHead[head] = undefined;
+    // Earlier refs the backend still had mapped: try again now.
+    if (this.deferred.length) this.end(this.deferred.splice(0).flatMap((r) => [r, 1]));
+    if (refs) this.end(refs);
+  }
+
+  /** Ends every ref of (first, pages) pairs; a ref still mapped (busy) is kept for later. */
+  private end(pairs: number[]): void {
+    for (let i = 0; i < pairs.length; i += 2) {
+      for (let k = 0; k < pairs[i + 1]; k++) {
+        const rc = this.grants.endAccess(this.guest, pairs[i] + k);
+        if (rc === GNTST_busy) {
+          this.deferred.push(pairs[i] + k);
+          this.stats.deferred++;
+        }
+      }
+    }
+  }
+
+  /** The queue is gone: ends every ref (the backend unmapped its chains first). */
+  release(): void {
+    const all: number[] = this.deferred.splice(0).flatMap((r) => [r, 1]);
+    for (let h = 0; h < this.byHead.length; h++) {
+      const refs = this.byHead[h];
+      if (refs) all.push(...refs);
+      this.byHead[h] = undefined;
+    }
+    this.end(all);
+  }
+
+  /** Refs not yet ended (in flight or deferred). */
+  get outstanding(): number {
+    let n = this.deferred.length + this.pending.length / 2;
+    for (const refs of this.byHead) if (refs) for (let i = 1; i < refs.length; i += 2) n += refs[i];
+    return n;
+  }
+}
+
+/**
+ * A popped chain whose buffers are grant handles, mapped page by page. Reused per pop;
+ * `pages` holds each buffer's mappings in order, `firstPage[i]` where buffer i's start.
+ */
+class GrantChain implements DeviceChain {
+  readonly buffers: ChainBuffers;
+  readonly maps: GrantMapping[] = [];
+  private readonly firstPage: Uint32Array;
+
+  constructor(size: number) {
+    this.buffers = new ChainBuffers(size);
+    this.firstPage = new Uint32Array(size + 1);
+  }
+
+  get head(): number {
+    return this.buffers.head;
+  }
+
+  get readableLength(): number {
+    return this.buffers.readableBytes;
+  }
+
+  get writableLength(): number {
+    return this.buffers.writableBytes;
+  }
+
+  /** Maps every page of every buffer; returns a GNTST error (and unmaps what it mapped) on the first refusal. */
+  mapAll(grants: GrantTables, backend: Domain, guestDomid: number): number {
+    const b = this.buffers;
+    for (let i = 0; i < b.count; i++) {
+      this.firstPage[i] = this.maps.length;
+      const handle = b.gpa[i]; // ref << 12 | offset: from the driver, checked by map()
+      const ref = Math.floor(handle / PAGE_SIZE);
+      const pages = pagesOf(handle % PAGE_SIZE, b.len[i]);
+      for (let k = 0; k < pages; k++) {
+        const m = grants.map(backend, guestDomid, ref + k, b.writable[i] === 0);
+        if (typeof m === "number") {
+          this.unmapAll(grants, backend);
+          return m;
+        }
+        this.maps.push(m);
+      }
+    }
+    this.firstPage[b.count] = this.maps.length;
+    return GNTST_okay;
+  }
+
+  unmapAll(grants: GrantTables, backend: Domain): void {
+    for (const m of this.maps) grants.unmap(backend, m.handle);
+    this.maps.length = 0;
+  }
+
+  read(offset: number, dst: Uint8Array): number {
+    return this.walk(offset, dst, false);
+  }
+
+  write(offset: number, src: Uint8Array): number {
+    return this.walk(offset, src, true);
+  }
+
+  private walk(offset: number, bytes: Uint8Array, writable: boolean): number {
+    const b = this.buffers;
+    let skip = offset;
+    let done = 0;
+    for (let i = 0; i < b.count && done < bytes.length; i++) {
+      if ((b.writable[i] === 1) !== writable) continue;
+      const len = b.len[i];
+      if (skip >= len) { skip -= len; continue; }
+      // Position inside the buffer's mapped pages: the buffer starts at its handle's offset.
+      let pos = (b.gpa[i] % PAGE_SIZE) + skip;
+      let left = Math.min(len - skip, bytes.length - done);
+      while (left > 0) {
+        const page = this.maps[this.firstPage[i] + Math.floor(pos / PAGE_SIZE)].page;
+        const at = pos % PAGE_SIZE;
+        const n = Math.min(PAGE_SIZE - at, left);
+        if (writable) page.set(bytes.subarray(done, done + n), at);
+        else bytes.set(page.subarray(at, at + n), done);
+        done += n;
+        pos += n;
+        left -= n;
+      }
+      skip = 0;
+    }
+    return done;
+  }
+}
+
+/** The backend's device queue: pops grant-addressed chains and maps them for the model. */
+class GrantDeviceQueue implements DeviceQueue {
+  error: string | null = null;
+  private readonly spare: GrantChain[] = [];
+  /** Chains the model holds (e.g. console receive buffers): still mapped. */
+  private readonly held = new Set<GrantChain>();
+
+  constructor(
+    private readonly side: DeviceSide,
+    private readonly cfg: GrantConfig,
+    private readonly interrupt: () => void,
+  ) {}
+
+  get size(): number {
+    return this.side.size;
+  }
+
+  pop(): DeviceChain | null {
+    if (this.error) return null;
+    const chain = this.spare.pop() ?? new GrantChain(this.side.size);
+    if (this.side.pop(chain.buffers) !== 1) {
+      this.spare.push(chain);
+      this.error = this.side.error;
+      return null;
+    }
+    const rc = chain.mapAll(this.cfg.grants, this.cfg.backend, this.cfg.guest.domid);
+    if (rc !== GNTST_okay) {
+      // A chain the hypervisor refuses to map (wrong grantee, writable buffer on a
+      // read-only grant, ended grant) is a broken driver: NEEDS_RESET, as QEMU's
+      // virtio_error does; the model never sees it.
+      this.error = "GrantMapFailed";
+      this.cfg.deny?.("grant_map", `chain ${chain.head}: grant map refused (GNTST ${rc})`);
+      this.spare.push(chain);
+      return null;
+    }
+    this.held.add(chain);
+    return chain;
+  }
+
+  /** Reset or removal: the model dropped its chains; their pages are unmapped. */
+  release(): void {
+    for (const c of this.held) c.unmapAll(this.cfg.grants, this.cfg.backend);
+    this.held.clear();
+  }
+
+  push(chain: DeviceChain, written: number): void {
+    const c = chain as GrantChain;
+    if (!this.held.delete(c)) return; // not ours, or already returned
+    // Unmap before the used entry is visible: the guest ends access on completion.
+    c.unmapAll(this.cfg.grants, this.cfg.backend);
+    this.side.push(c.head, Math.max(0, Math.min(written, c.writableLength)));
+    this.spare.push(c);
+  }
+
+  notifyDriver(): void {
+    if (this.side.needsInterrupt()) this.interrupt();
+  }
+}
+
+export class GrantDevice extends SharedDevice {
+  protected declare readonly cfg: GrantConfig;
+  private readonly dmas: GrantDma[] = [];
+
+  constructor(cfg: GrantConfig) {
+    super(cfg);
+  }
+
+  /** Guest pages the backend has ever mapped: ring pages and the pages of requests. */
+  get exposedPages(): number {
+    return this.cfg.grants.exposedPages(this.cfg.backend.domid, this.cfg.guest.domid);
+  }
+
+  /** Grant refs the guest has not ended yet (requests in flight, rings, deferred). */
+  get outstandingGrants(): number {
+    return this.dmas.reduce((n, d) => n + d.outstanding, 0);
+  }
+
+  /** Indirect tables would need their own grants and maps; not offered (as virtio-grant backends commonly do not). */
+  protected get ringFeatures(): bigint {
+    return VIRTIO_F_EVENT_IDX;
+  }
+
+  protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue {
+    const { grants, guest, backend } = this.cfg;
+    const pair = splitQueue(this.memory, this.cfg.heap, size, this.eventIdx, false, true);
+    // The rings: granted read-write (the backend writes the used ring) and mapped for the
+    // queue's lifetime. The device side reads them through those pages.
+    const l = pair.layout;
+    const ringRefs: number[] = [];
+    const ringMaps: GrantMapping[] = [];
+    for (const [gpa, bytes] of [[l.desc, 16 * size], [l.avail, 6 + 2 * size], [l.used, 6 + 8 * size]]) {
+      const pages = pagesOf(0, bytes);
+      const ref = grants.grantAccessSeq(guest, backend.domid, gpa / PAGE_SIZE, pages, false);
+      if (ref < 0) throw new RangeError(`grant table full: cannot grant the rings (${ref})`);
+      for (let k = 0; k < pages; k++) {
+        ringRefs.push(ref + k);
+        const m = grants.map(backend, guest.domid, ref + k, false);
+        if (typeof m === "number") throw new Error(`backend could not map ring grant ${ref + k}: ${m}`);
+        ringMaps.push(m);
+      }
+    }
+    const dma = new GrantDma(grants, guest, backend.domid, size);
+    this.dmas.push(dma);
+    const driver = new GuestDriverQueue(pair.driver, onUsed, notify, dma);
+    const device = new GrantDeviceQueue(pair.device, this.cfg, () => driver.interrupt());
+    return {
+      driver,
+      device,
+      release: () => {
+        device.release();
+        dma.release();
+        for (const m of ringMaps) grants.unmap(backend, m.handle);
+        for (const ref of ringRefs) grants.endAccess(guest, ref);
+        this.dmas.splice(this.dmas.indexOf(dma), 1);
+      },
+    };
+  }
+}

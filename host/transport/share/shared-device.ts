@@ -1,0 +1,107 @@
+// What the three sharing transports (foreign, grant, bounce) have in common: the backend's
+// device model runs against memory it shares with the guest, and control accesses are
+// register traps handled synchronously by the same ControlEndpoint argo uses. Each
+// transport differs only in which memory the rings and buffers live in and what the guest's
+// DMA layer does (nothing, grant pages, bounce through slots): `createQueue`.
+import type { DeviceEnv, DeviceQueue, DriverQueue, GuestVirtioDevice, UsedHandler, VirtioDeviceModel } from "../../devices/types.ts";
+import type { GuestHeap } from "../../guest/heap.ts";
+import { ControlEndpoint, words } from "../control.ts";
+import { Ctrl } from "../wire.ts";
+import { ControlClient, TransportError } from "../control-client.ts";
+import { ABSENT_QUEUE } from "../device-queue.ts";
+import type { GuestDriverQueue } from "../guest-queue.ts";
+
+export interface SharedDeviceConfig {
+  /** The guest's memory, where its drivers allocate their buffers. */
+  memory: WebAssembly.Memory;
+  heap: GuestHeap;
+  model: VirtioDeviceModel;
+  /** Records a device-level denial (read-only disk, bad grant) in the audit log. */
+  deny?(perm: string, detail: string): void;
+}
+
+/** A queue as a sharing transport builds it: the guest's driver half and the model's device half. */
+export interface SharedQueue {
+  driver: GuestDriverQueue;
+  device: DeviceQueue;
+  /** Releases what the queue holds (ring mappings, slots) on reset or removal. */
+  release?(): void;
+}
+
+export abstract class SharedDevice extends ControlClient implements GuestVirtioDevice {
+  readonly virtioId: number;
+  readonly memory: WebAssembly.Memory;
+  protected readonly cfg: SharedDeviceConfig;
+  private readonly endpoint: ControlEndpoint;
+  private queues: SharedQueue[] = [];
+  private readonly configListeners: Array<() => void> = [];
+  private isGone = false;
+
+  constructor(cfg: SharedDeviceConfig) {
+    super();
+    this.cfg = cfg;
+    this.memory = cfg.memory;
+    this.virtioId = cfg.model.virtioId;
+    this.endpoint = new ControlEndpoint(cfg.model, {
+      activate: (_sizes, features) => {
+        const env: DeviceEnv = {
+          queues: Array.from({ length: cfg.model.numQueues }, (_, i) => this.queues[i]?.device ?? ABSENT_QUEUE),
+          features,
+          configChanged: () => this.configListeners.forEach((cb) => cb()),
+          deny: (perm, detail) => cfg.deny?.(perm, detail),
+        };
+        cfg.model.activate(env);
+      },
+      reset: () => cfg.model.reset(),
+    });
+  }
+
+  /** Pages of the guest the backend can read (now or at any time during the run). */
+  abstract get exposedPages(): number;
+
+  /** Builds queue `index`: rings, the guest's DMA layer, the model's device queue. */
+  protected abstract createQueue(index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue;
+
+  get gone(): boolean {
+    return this.isGone;
+  }
+
+  alloc(bytes: number): number {
+    return this.cfg.heap.alloc(bytes);
+  }
+
+  free(gpa: number, bytes: number): void {
+    this.cfg.heap.freePagesAt(gpa, Math.max(1, Math.ceil(bytes / 4096)));
+  }
+
+  protected call(msgId: number, payload: Uint8Array): Promise<Uint8Array> {
+    if (this.isGone) return Promise.reject(new TransportError("device is gone"));
+    const r = this.endpoint.handle(msgId, payload);
+    return r.error ? Promise.reject(new TransportError(`device refused the request (${msgId})`)) : Promise.resolve(r.data);
+  }
+
+  protected onReset(): void {
+    for (const q of this.queues) q?.release?.();
+    this.queues = [];
+  }
+
+  async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
+    await this.call(Ctrl.SET_VQUEUE, words(index, size));
+    this.queues[index]?.release?.();
+    // The notify "register write" traps straight into the device model.
+    const q = this.createQueue(index, size, onUsed, () => this.cfg.model.queueNotify(index));
+    this.queues[index] = q;
+    return q.driver;
+  }
+
+  onConfigChange(cb: () => void): void {
+    this.configListeners.push(cb);
+  }
+
+  /** Unplug: the device stops; nothing is in flight (requests complete synchronously). */
+  remove(): void {
+    this.isGone = true;
+    this.cfg.model.reset();
+    this.onReset();
+  }
+}
