@@ -11,6 +11,7 @@ import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
 import { auditText } from "../mac/index.ts";
+import { DeviceSpecError, PairDenied } from "../errors.ts";
 import { EACCES } from "../hypervisor/errno.ts";
 import type { SharedDevice } from "./share/shared-device.ts";
 import { ForeignDevice } from "./share/foreign.ts";
@@ -53,7 +54,7 @@ export interface SharedPair {
 }
 
 /** The policy does not allow this device pair: it is not even enumerated. */
-export class PairDenied extends Error {}
+export { PairDenied };
 
 const PORT_BASE = 0x10000;
 const DEFAULT_RING = (256 << 10) + 4096;
@@ -131,7 +132,7 @@ export class Toolstack {
         device = new BounceDevice({ ...base, sharedBytes: opts.sharedBytes });
         break;
       default:
-        throw new TypeError(`unknown sharing transport ${String(transport)} (grant, foreign, bounce)`);
+        throw new DeviceSpecError(`unknown sharing transport ${String(transport)}`, "use one of grant, foreign, bounce (or argo through addDevice)");
     }
     return { transport, type: spec.type, frontend: spec.frontend, backend: spec.backend, device, model };
   }
@@ -163,7 +164,7 @@ export class Toolstack {
   private makeModel(spec: DevicePairSpec, readOnly: boolean): VirtioDeviceModel {
     const opts: DeviceModelOptions = { ...spec.options };
     if (spec.type === "blk") {
-      if (!opts.blk) throw new TypeError("a blk device pair needs options.blk.image");
+      if (!opts.blk) throw new DeviceSpecError("a blk device pair needs a disk", "pass options.blk.image (bytes or { path })");
       opts.blk = { ...opts.blk, readOnly: readOnly || !!opts.blk.readOnly };
     }
     return createDeviceModel(spec.type, opts);
@@ -177,9 +178,14 @@ export class Toolstack {
   /** Adds a device to a running guest: starts the backend, which announces it on the bus. */
   hotplug(spec: DevicePairSpec): DevicePair {
     const pair = this.addDevice(spec);
-    const rc = this.busMessage(pair, BUS_DEVICE_READY);
+    const rc = this.announce(pair);
     if (rc < 0) throw new Error(`hotplug announcement to d${spec.frontend.domid} failed: ${rc}`);
     return pair;
+  }
+
+  /** The backend announces a started pair on the guest's bus (DEVICE_READY); 0 or a negative errno. */
+  announce(pair: DevicePair): number {
+    return this.busMessage(pair, BUS_DEVICE_READY);
   }
 
   /** Removes a device: the backend announces the removal, then stops serving. */

@@ -1,0 +1,235 @@
+// The embedding API: what a VMM written for Node.js drives. One object owns the
+// hypervisor, the toolstack and each guest's view of its devices; device pairs are
+// declared by type, domains and transport name, and come back as the guest-side device
+// a driver binds to. Everything below it (Hypervisor, Toolstack, GuestTransport, the
+// sharing transports) stays usable directly; this layer adds names, events and typed errors.
+import { Hypervisor } from "../hypervisor/hypervisor.ts";
+import type { Domain, DomainConfig } from "../hypervisor/domain.ts";
+import { errnoName } from "../hypervisor/errno.ts";
+import { Policy, type AuditEntry } from "../mac/index.ts";
+import { Toolstack, type DevicePair, type SharedPair } from "../transport/toolstack.ts";
+import { GuestTransport } from "../transport/guest-transport.ts";
+import type { ArgoFrontend } from "../transport/frontend.ts";
+import type { ConsoleOptions } from "../devices/console/model.ts";
+import type { DeviceTypeName, GuestVirtioDevice, VirtioDeviceModel } from "../devices/types.ts";
+import { DeviceSpecError, DomainError, HotplugUnavailable } from "../errors.ts";
+
+export const TRANSPORT_NAMES = ["argo", "grant", "foreign", "bounce"] as const;
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
+
+export interface VmmOptions {
+  /** A parsed policy, or the path of a policy file (YAML, or Flask TE with .te). */
+  policy: Policy | string;
+}
+
+export interface DiskSpec {
+  /** An image file (read and written in place), or the bytes of an in-memory disk. */
+  image: { path: string } | Uint8Array;
+  readOnly?: boolean;
+  /** GET_ID answer (at most 20 bytes). */
+  id?: string;
+}
+
+export interface AttachSpec {
+  type: DeviceTypeName;
+  frontend: Domain;
+  backend: Domain;
+  /** argo (default): no shared memory. grant, foreign, bounce: the sharing baselines. */
+  transport?: TransportName;
+  /** blk: the disk. */
+  disk?: DiskSpec;
+  /** console: where guest output goes. */
+  console?: ConsoleOptions;
+  /** A custom device model instead of the built-in one for `type`. */
+  model?: VirtioDeviceModel;
+}
+
+/** A device pair the VMM started: the guest side to bind a driver to, and the backend's model. */
+export interface AttachedDevice {
+  readonly id: number;
+  readonly type: DeviceTypeName;
+  readonly transport: TransportName;
+  readonly frontend: Domain;
+  readonly backend: Domain;
+  /** What the guest's driver talks to (BlkDriver, ConsoleDriver, RngDriver take it). */
+  readonly device: GuestVirtioDevice;
+  readonly model: VirtioDeviceModel;
+  /** Pages of the frontend the backend can read (0 for argo). */
+  exposedPages(): number;
+}
+
+export type VmmEvent =
+  | { kind: "device-ready"; device: AttachedDevice }
+  | { kind: "device-removed"; device: AttachedDevice }
+  | { kind: "denial"; entry: AuditEntry };
+
+export interface VirqCount {
+  domid: number;
+  name: string;
+  raised: number;
+  delivered: number;
+}
+
+interface Attached extends AttachedDevice {
+  readonly pair: DevicePair | SharedPair;
+}
+
+export class Vmm {
+  readonly hv: Hypervisor;
+  readonly toolstack: Toolstack;
+  private readonly guests = new Map<number, { transport: GuestTransport; hotplug: boolean }>();
+  private readonly devices = new Map<number, Attached>();
+  private readonly listeners: Array<(e: VmmEvent) => void> = [];
+  private nextId = 1;
+
+  constructor(opts: VmmOptions) {
+    const policy = typeof opts.policy === "string" ? Policy.load(opts.policy) : opts.policy;
+    this.hv = new Hypervisor({ policy });
+    this.toolstack = new Toolstack(this.hv);
+    this.hv.audit.onDenial((entry) => this.emit({ kind: "denial", entry }));
+  }
+
+  /** Subscribes to device and denial events; returns the unsubscribe function. */
+  on(listener: (e: VmmEvent) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  createDomain(cfg: DomainConfig): Domain {
+    return this.hv.createDomain(cfg);
+  }
+
+  /**
+   * Lets devices appear in a running guest: the guest registers its bus ring (a wildcard
+   * ring, so its label needs register_any_source) and later argo attaches are announced on
+   * it. Without this, argo devices are given to the guest in its device table.
+   */
+  enableHotplug(guest: Domain): void {
+    const g = this.guest(guest);
+    if (g.hotplug) return;
+    const rc = g.transport.listen();
+    if (rc < 0) {
+      throw new HotplugUnavailable(`d${guest.domid} (${guest.label}) could not register its hotplug bus ring: ${errnoName(rc)}`);
+    }
+    g.hotplug = true;
+  }
+
+  /** Starts a device pair and returns it once the guest sees the device. Throws PairDenied, DeviceSpecError. */
+  async attach(spec: AttachSpec): Promise<AttachedDevice> {
+    const transport = spec.transport ?? "argo";
+    if (!TRANSPORT_NAMES.includes(transport)) {
+      throw new DeviceSpecError(`unknown transport "${String(transport)}"`, `use one of ${TRANSPORT_NAMES.join(", ")}`);
+    }
+    this.alive(spec.frontend);
+    this.alive(spec.backend);
+    if (spec.type === "blk" && !spec.disk && !spec.model) {
+      throw new DeviceSpecError("a blk device needs a disk", "pass disk: { image: { path } } or disk: { image: bytes }");
+    }
+    const pairSpec = {
+      type: spec.type, frontend: spec.frontend, backend: spec.backend, model: spec.model,
+      options: { blk: spec.disk ? { ...spec.disk } : undefined, console: spec.console },
+    };
+    let device: GuestVirtioDevice;
+    let pair: DevicePair | SharedPair;
+    let exposedPages: () => number;
+    if (transport === "argo") {
+      const argoPair = this.toolstack.addDevice(pairSpec);
+      pair = argoPair;
+      device = await this.argoDevice(argoPair);
+      exposedPages = () => 0; // the backend maps nothing of the guest: it sees its own ring only
+    } else {
+      const shared = this.toolstack.addSharedDevice(pairSpec, transport);
+      pair = shared;
+      device = shared.device;
+      exposedPages = () => shared.device.exposedPages;
+    }
+    const attached: Attached = {
+      id: this.nextId++, type: spec.type, transport, frontend: spec.frontend, backend: spec.backend,
+      device, model: pair.model, exposedPages, pair,
+    };
+    this.devices.set(attached.id, attached);
+    this.emit({ kind: "device-ready", device: attached });
+    return attached;
+  }
+
+  /** Stops a device pair: the guest's requests in flight complete with an error; new ones fail. */
+  detach(dev: AttachedDevice): void {
+    const a = this.devices.get(dev.id);
+    if (!a) return;
+    this.devices.delete(a.id);
+    if ("server" in a.pair) {
+      const pair = a.pair;
+      this.toolstack.unplug(pair); // DEVICE_REMOVED on the bus, then the backend stops
+      // A guest without the bus learns it from the frontend, told directly (surprise removal).
+      (a.device as ArgoFrontend).markGone("device detached by the VMM");
+    } else {
+      a.pair.device.remove();
+    }
+    this.emit({ kind: "device-removed", device: a });
+  }
+
+  /** Devices attached now. */
+  list(): AttachedDevice[] {
+    return [...this.devices.values()];
+  }
+
+  /** VIRQ_ARGO signals raised and delivered per domain. */
+  virqCounts(): VirqCount[] {
+    return this.hv.listDomains().map((d) => ({ domid: d.domid, name: d.name, raised: d.virq.raised, delivered: d.virq.delivered }));
+  }
+
+  /** Destroys a domain: its devices (either end) go first, requests in flight fail. */
+  destroyDomain(d: Domain): void {
+    for (const a of [...this.devices.values()]) if (a.frontend === d || a.backend === d) this.detach(a);
+    this.guests.delete(d.domid);
+    this.hv.destroyDomain(d.domid);
+  }
+
+  /** Tears everything down: every device, every domain. */
+  shutdown(): void {
+    for (const a of [...this.devices.values()]) this.detach(a);
+    for (const d of this.hv.listDomains()) this.destroyDomain(d);
+  }
+
+  private emit(e: VmmEvent): void {
+    for (const l of [...this.listeners]) l(e);
+  }
+
+  private guest(d: Domain): { transport: GuestTransport; hotplug: boolean } {
+    this.alive(d);
+    let g = this.guests.get(d.domid);
+    if (!g) this.guests.set(d.domid, (g = { transport: new GuestTransport(this.toolstack.kernel(d)), hotplug: false }));
+    return g;
+  }
+
+  private alive(d: Domain): void {
+    if (d.destroyed) throw new DomainError(`domain d${d.domid} (${d.name}) is not running`, "create a new domain; destroyed ones cannot be reused");
+  }
+
+  /** The guest-side frontend of an argo pair: announced on the bus, or found in the device table. */
+  private async argoDevice(pair: DevicePair): Promise<ArgoFrontend> {
+    const g = this.guest(pair.frontend);
+    const devNum = pair.entry.devNum;
+    if (g.hotplug) {
+      const seen = new Promise<void>((resolve) => g.transport.onDevice((ev, fe) => ev === "ready" && fe.entry.devNum === devNum && resolve()));
+      const rc = this.toolstack.announce(pair);
+      if (rc < 0) throw new HotplugUnavailable(`hotplug announcement to d${pair.frontend.domid} failed: ${errnoName(rc)}`);
+      // The bus is drained on the guest's VIRQ: a microtask or two away.
+      for (let i = 0; i < 1000 && !g.transport.devices.has(devNum); i++) await Promise.race([seen, new Promise((r) => setImmediate(r))]);
+    } else {
+      this.toolstack.writeDeviceTable(pair.frontend);
+      const r = g.transport.probe();
+      if (!Array.isArray(r)) throw new DomainError(`d${pair.frontend.domid} could not read its device table: ${r.kind}`, "this is a bug in the toolstack; report it");
+    }
+    const fe = g.transport.devices.get(devNum);
+    if (!fe) {
+      this.toolstack.unplug(pair);
+      throw new DomainError(`d${pair.frontend.domid} did not attach device ${devNum}`, "the guest may be out of memory or at its device limit");
+    }
+    return fe;
+  }
+
+}
