@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { runDemo } from "./demo.ts";
 import { policyCheck, policyExplain } from "./policy.ts";
+import { runConfigFile } from "./run.ts";
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
@@ -29,6 +30,21 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (opts: { quick?: boolean; json?: string; out?: string }) => {
       const { runBench } = await import("../../bench/main.ts");
       code = await runBench({ quick: !!opts.quick, json: opts.json, out: opts.out });
+    });
+
+  program
+    .command("run")
+    .description("start the domains and devices a config file describes and report their traffic until interrupted")
+    .argument("<config>", "run config (YAML; see examples/run.yaml)")
+    .option("--duration <seconds>", "stop after this many seconds instead of waiting for Ctrl-C")
+    .action(async (config: string, opts: { duration?: string }) => {
+      const seconds = opts.duration === undefined ? undefined : Number(opts.duration);
+      if (seconds !== undefined && !(seconds >= 0)) {
+        console.error(`virtio-argo: --duration must be a number of seconds, not "${opts.duration}"`);
+        code = 2;
+        return;
+      }
+      code = await runConfigFile(config, { durationMs: seconds === undefined ? undefined : seconds * 1000 });
     });
 
   const policy = program.command("policy").description("check and explain MAC policy files");

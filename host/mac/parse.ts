@@ -8,6 +8,7 @@
 import { parseDocument, LineCounter, isMap, isSeq, isScalar, isAlias, visit, type Document, type Node as YamlNode } from "yaml";
 import type { ErrorObject } from "ajv";
 import { PolicyError } from "./errors.ts";
+import { locate, offsetOf, splitPointer } from "../yaml-source.ts";
 import { policyValidator } from "./schema.ts";
 import {
   XEN_LABEL,
@@ -167,35 +168,6 @@ function pairGrants(p: PairRule): Grant[] {
 // ---- from ajv errors to positions and sentences ----
 
 type ErrAt = (offset: number, what: string) => PolicyError;
-
-/** Walks a JSON-pointer path (already split) through the YAML tree. */
-function locate(doc: Document, path: string[]): { node: YamlNode | null; key: YamlNode | null } {
-  let node = doc.contents as YamlNode | null;
-  let key: YamlNode | null = null;
-  for (const seg of path) {
-    if (isAlias(node)) node = (node.resolve(doc) as YamlNode | undefined) ?? node;
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === seg);
-      if (!pair) break;
-      key = pair.key as YamlNode;
-      node = (pair.value as YamlNode | null) ?? key;
-    } else if (isSeq(node)) {
-      const item = node.items[Number(seg)] as YamlNode | undefined;
-      if (!item) break;
-      node = item;
-      key = null;
-    } else break;
-  }
-  return { node, key };
-}
-
-function offsetOf(node: YamlNode | null | undefined): number {
-  return node?.range?.[0] ?? 0;
-}
-
-function splitPointer(p: string): string[] {
-  return p === "" ? [] : p.slice(1).split("/").map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
-}
 
 function valueAt(data: unknown, path: string[]): unknown {
   let v = data;
