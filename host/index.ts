@@ -1,5 +1,6 @@
 // Package entry of virtio-argo (`import ... from "virtio-argo"`). Re-exports only.
-export { Hypervisor, type HypervisorOptions, type RingRevokedEvent } from "./hypervisor/hypervisor.ts";
+export { Hypervisor, type HypervisorOptions, type HypervisorEvents, type RingRevokedEvent } from "./hypervisor/hypervisor.ts";
+export { Virq, type VirqHandler } from "./hypervisor/virq.ts";
 export { Domain, type DomainConfig } from "./hypervisor/domain.ts";
 export type { DomainArgo, ArgoAddr, RingSpec, Iov, NotifyQuery, NotifyResult } from "./hypervisor/argo-api.ts";
 export * as errno from "./hypervisor/errno.ts";
@@ -11,13 +12,21 @@ export * from "./mac/index.ts";
 export { Toolstack, type DevicePair, type DevicePairSpec, type SharedPair, type ShareTransportName } from "./transport/toolstack.ts";
 export { VmmError, PairDenied, DeviceSpecError, HotplugUnavailable, DomainError, ConfigError } from "./errors.ts";
 export { Vmm, TRANSPORT_NAMES, type TransportName, type VmmOptions, type AttachSpec, type AttachedDevice, type DiskSpec, type VmmEvent, type VirqCount } from "./vmm/vmm.ts";
-export { GuestTransport } from "./transport/guest-transport.ts";
-export { ArgoFrontend } from "./transport/frontend.ts";
-export { ArgoBackend } from "./transport/backend.ts";
-export { TransportError } from "./transport/control-client.ts";
-export { SharedDevice } from "./transport/share/shared-device.ts";
+export { GuestTransport, type DeviceListener } from "./transport/guest-transport.ts";
+export { GuestKernel } from "./transport/kernel.ts";
+export { QueueFactory, ShadowQueue } from "./transport/shadow.ts";
+// Virtqueues over any domain's memory, for VMM authors who build their own transports.
+export { splitQueue, allocSplit, vringNeedEvent, type SplitLayout, type SplitError } from "./transport/split-sides.ts";
+export { ChainBuffers, type DeviceSide, type DriverSide } from "./transport/queue-sides.ts";
+export { GuestDriverQueue, type DmaOps } from "./transport/guest-queue.ts";
+export { SideDeviceQueue, BufferChain } from "./transport/device-queue.ts";
+export type { DeviceEntry, TableError } from "./transport/enumeration.ts";
+export { ArgoFrontend, type ArgoFrontendConfig } from "./transport/frontend.ts";
+export { ArgoBackend, type ArgoBackendConfig } from "./transport/backend.ts";
+export { TransportError, type DeviceInfo } from "./transport/control-client.ts";
+export { SharedDevice, type SharedDeviceConfig } from "./transport/share/shared-device.ts";
 export { ForeignDevice } from "./transport/share/foreign.ts";
-export { GrantDevice } from "./transport/share/grant.ts";
-export { BounceDevice, SwiotlbPool } from "./transport/share/bounce.ts";
-export { GrantTables } from "./hypervisor/grant.ts";
+export { GrantDevice, type GrantConfig } from "./transport/share/grant.ts";
+export { BounceDevice, SwiotlbPool, type BounceConfig } from "./transport/share/bounce.ts";
+export { GrantTables, type GrantMapping } from "./hypervisor/grant.ts";
 export * from "./devices/index.ts";

@@ -1,7 +1,7 @@
 // Device models (backend side) and guest drivers, behind the interface in types.ts.
 export * from "./types.ts";
 export { BlkModel, type BlkOptions } from "./blk/model.ts";
-export { BlkDriver } from "./blk/driver.ts";
+export { BlkDriver, type BlkDriverOptions } from "./blk/driver.ts";
 export { ConsoleModel, type ConsoleOptions } from "./console/model.ts";
 export { ConsoleDriver } from "./console/driver.ts";
 export { RngModel } from "./rng/model.ts";

@@ -1,6 +1,7 @@
 // host/mac: the MAC policy engine (policy language, schema, decisions, AVC, audit,
 // Flask import, explain). Re-exports only; the language is documented in policy.ts.
-export { Policy, type AccessDecision } from "./policy.ts";
+export { Policy, type AccessDecision, type PolicyKind } from "./policy.ts";
+export type { Grant } from "./model.ts";
 export { PolicyError, EACCES } from "./errors.ts";
 export { Mac, type Subject, type MacOptions, type MacStats } from "./mac.ts";
 export { AuditLog, AUDIT_CAPACITY, DOMID_XEN, auditText, type AuditEntry } from "./audit.ts";

@@ -98,7 +98,9 @@ export interface AccessDecision {
 const UNLIMITED: AccessDecision = Object.freeze({ limit: Infinity, grants: Object.freeze([]) });
 const NO_ORIGIN: Origin = Object.freeze({ file: "<allow-all>", line: 0, col: 0 });
 
-type Kind = PolicyModel["kind"] | "allow-all";
+/** Which front end built a policy: YAML, Flask TE, or the allow-all policy for tests. */
+export type PolicyKind = "yaml" | "flask" | "allow-all";
+type Kind = PolicyKind;
 
 /** A compiled, immutable MAC policy. Build with parse, load, fromFlask or allowAll. */
 export class Policy {
