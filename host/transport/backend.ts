@@ -279,17 +279,22 @@ export class ArgoBackend {
   private onShadowUsed(queue: number): void {
     const q = this.shadows[queue];
     if (!q) return;
-    const heads = this.headMap(queue);
-    q.reclaim((head, written) => {
-      const req = heads.get(head);
-      if (!req) return; // a head we never added: the model is buggy; nothing to complete
-      heads.delete(head);
-      this.complete(req, Math.min(written, req.writable), false);
-    });
+    this.reclaimQueue = queue;
+    q.reclaim(this.onReclaimed);
     // Freed descriptors: submit what waited.
     const backlog = this.backlogs[queue];
     while (backlog.length && q.freeDescriptors >= 2) this.submit(backlog.shift()!);
   }
+
+  /** Queue being reclaimed, for onReclaimed (one bound callback, no closure per interrupt). */
+  private reclaimQueue = 0;
+  private readonly onReclaimed = (head: number, written: number): void => {
+    const heads = this.headMap(this.reclaimQueue);
+    const req = heads.get(head);
+    if (!req) return; // a head we never added: the model is buggy; nothing to complete
+    heads.delete(head);
+    this.complete(req, Math.min(written, req.writable), false);
+  };
 
   private failEarly(requestId: number, queue: number): void {
     const req: Pending = { id: requestId, queue, total: 0, writable: 0, received: 0, gpa: -1, bytes: 0, head: -1 };

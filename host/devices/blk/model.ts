@@ -100,78 +100,71 @@ export class BlkModel implements VirtioDeviceModel {
     // No room for the status byte: the request cannot even be answered.
     if (c.writableLength < 1) return 0;
     const statusAt = c.writableLength - 1;
-    const done = (status: number, dataWritten = 0): number => {
-      if (status === B.VIRTIO_BLK_S_IOERR) this.stats.ioerr++;
-      if (status === B.VIRTIO_BLK_S_UNSUPP) this.stats.unsupp++;
-      this.status[0] = status;
-      c.write(statusAt, this.status);
-      return dataWritten + 1;
-    };
-    if (c.readableLength < B.REQ_HEADER_SIZE) return done(B.VIRTIO_BLK_S_IOERR);
+    if (c.readableLength < B.REQ_HEADER_SIZE) return this.done(c, B.VIRTIO_BLK_S_IOERR);
     c.read(0, this.header);
     const type = this.headerView.getUint32(0, true);
     const sector = Number(this.headerView.getBigUint64(8, true)); // exact below 2^53; range-checked before use
     switch (type) {
       case B.VIRTIO_BLK_T_IN: {
         const len = statusAt; // every writable byte before the status
-        if (!this.inRange(sector, len)) return done(B.VIRTIO_BLK_S_IOERR);
+        if (!this.inRange(sector, len)) return this.done(c, B.VIRTIO_BLK_S_IOERR);
         // In-memory disks are written straight from the image; files go through one scratch.
         let data = this.disk.view(sector * B.SECTOR_SIZE, len);
         if (!data) {
           data = this.scratch.subarray(0, len);
           this.disk.read(sector * B.SECTOR_SIZE, data);
         }
-        return done(B.VIRTIO_BLK_S_OK, c.write(0, data));
+        return this.done(c, B.VIRTIO_BLK_S_OK, c.write(0, data));
       }
       case B.VIRTIO_BLK_T_OUT: {
         const len = c.readableLength - B.REQ_HEADER_SIZE;
-        if (this.readOnly) return this.denied("blk_write", `OUT of ${len} B at sector ${sector}`, done);
-        if (!this.inRange(sector, len)) return done(B.VIRTIO_BLK_S_IOERR);
+        if (this.readOnly) return this.denied(c, "blk_write", `OUT of ${len} B at sector ${sector}`);
+        if (!this.inRange(sector, len)) return this.done(c, B.VIRTIO_BLK_S_IOERR);
         const data = this.disk.view(sector * B.SECTOR_SIZE, len) ?? this.scratch.subarray(0, len);
         c.read(B.REQ_HEADER_SIZE, data);
         if (data.buffer === this.scratch.buffer) this.disk.write(sector * B.SECTOR_SIZE, data);
-        return done(B.VIRTIO_BLK_S_OK);
+        return this.done(c, B.VIRTIO_BLK_S_OK);
       }
       case B.VIRTIO_BLK_T_FLUSH:
         this.disk.flush();
-        return done(B.VIRTIO_BLK_S_OK);
+        return this.done(c, B.VIRTIO_BLK_S_OK);
       case B.VIRTIO_BLK_T_GET_ID: {
-        if (statusAt < this.id.length) return done(B.VIRTIO_BLK_S_IOERR);
+        if (statusAt < this.id.length) return this.done(c, B.VIRTIO_BLK_S_IOERR);
         const id = new Uint8Array(B.VIRTIO_BLK_ID_BYTES);
         id.set(this.id);
-        return done(B.VIRTIO_BLK_S_OK, c.write(0, id.subarray(0, Math.min(statusAt, B.VIRTIO_BLK_ID_BYTES))));
+        return this.done(c, B.VIRTIO_BLK_S_OK, c.write(0, id.subarray(0, Math.min(statusAt, B.VIRTIO_BLK_ID_BYTES))));
       }
       case B.VIRTIO_BLK_T_DISCARD:
       case B.VIRTIO_BLK_T_WRITE_ZEROES:
-        return this.segments(c, type, done);
+        return this.segments(c, type);
       default:
-        return done(B.VIRTIO_BLK_S_UNSUPP);
+        return this.done(c, B.VIRTIO_BLK_S_UNSUPP);
     }
   }
 
   /** DISCARD / WRITE_ZEROES: every segment is checked before any is applied. */
-  private segments(c: DeviceChain, type: number, done: (s: number) => number): number {
+  private segments(c: DeviceChain, type: number): number {
     const bytes = c.readableLength - B.REQ_HEADER_SIZE;
     const n = bytes / B.SEGMENT_SIZE;
-    if (!Number.isInteger(n) || n < 1 || n > MAX_SEGMENTS) return done(B.VIRTIO_BLK_S_IOERR);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_SEGMENTS) return this.done(c, B.VIRTIO_BLK_S_IOERR);
     const seg = new Uint8Array(bytes);
     c.read(B.REQ_HEADER_SIZE, seg);
     const dv = new DataView(seg.buffer);
     const what = type === B.VIRTIO_BLK_T_DISCARD ? "DISCARD" : "WRITE_ZEROES";
-    if (this.readOnly) return this.denied("blk_write", `${what} of ${n} segment(s)`, done);
+    if (this.readOnly) return this.denied(c, "blk_write", `${what} of ${n} segment(s)`);
     for (let i = 0; i < n; i++) {
       const sector = Number(dv.getBigUint64(i * 16, true));
       const count = dv.getUint32(i * 16 + 8, true);
       const flags = dv.getUint32(i * 16 + 12, true);
       // Only WRITE_ZEROES may carry a flag (UNMAP); reserved bits must be zero.
-      if (flags & ~(type === B.VIRTIO_BLK_T_WRITE_ZEROES ? B.WRITE_ZEROES_FLAG_UNMAP : 0)) return done(B.VIRTIO_BLK_S_UNSUPP);
-      if (!this.inRange(sector, count * B.SECTOR_SIZE)) return done(B.VIRTIO_BLK_S_IOERR);
+      if (flags & ~(type === B.VIRTIO_BLK_T_WRITE_ZEROES ? B.WRITE_ZEROES_FLAG_UNMAP : 0)) return this.done(c, B.VIRTIO_BLK_S_UNSUPP);
+      if (!this.inRange(sector, count * B.SECTOR_SIZE)) return this.done(c, B.VIRTIO_BLK_S_IOERR);
     }
     for (let i = 0; i < n; i++) {
       const sector = Number(dv.getBigUint64(i * 16, true));
       this.disk.zero(sector * B.SECTOR_SIZE, dv.getUint32(i * 16 + 8, true) * B.SECTOR_SIZE);
     }
-    return done(B.VIRTIO_BLK_S_OK);
+    return this.done(c, B.VIRTIO_BLK_S_OK);
   }
 
   /** [sector, sector + len) is whole sectors, inside the disk, and not larger than one request may be. */
@@ -180,9 +173,18 @@ export class BlkModel implements VirtioDeviceModel {
     return sector >= 0 && sector <= this.sectors && sector + len / B.SECTOR_SIZE <= this.sectors;
   }
 
-  private denied(perm: string, detail: string, done: (s: number) => number): number {
+  private denied(c: DeviceChain, perm: string, detail: string): number {
     this.stats.denied++;
     this.env?.deny(perm, `read-only disk: ${detail} refused`);
-    return done(B.VIRTIO_BLK_S_IOERR);
+    return this.done(c, B.VIRTIO_BLK_S_IOERR);
+  }
+
+  /** Writes the status byte (the chain's last writable byte); returns the bytes written in all. */
+  private done(c: DeviceChain, status: number, dataWritten = 0): number {
+    if (status === B.VIRTIO_BLK_S_IOERR) this.stats.ioerr++;
+    if (status === B.VIRTIO_BLK_S_UNSUPP) this.stats.unsupp++;
+    this.status[0] = status;
+    c.write(c.writableLength - 1, this.status);
+    return dataWritten + 1;
   }
 }
