@@ -7,13 +7,17 @@ export class RngDriver {
   private readonly waiting = new Map<number, { gpa: number; len: number; resolve: (b: Uint8Array | null) => void }>();
   private nextToken = 1;
 
-  constructor(dev: GuestVirtioDevice) {
+  private readonly queueSize: number;
+
+  /** `queueSize`: how many reads may be in flight at once (one descriptor each). */
+  constructor(dev: GuestVirtioDevice, opts: { queueSize?: number } = {}) {
     this.dev = dev;
+    this.queueSize = opts.queueSize ?? 64;
   }
 
   async init(): Promise<void> {
     await this.dev.negotiate(0n);
-    this.q = await this.dev.setupQueue(0, 16, (token, written, error) => {
+    this.q = await this.dev.setupQueue(0, this.queueSize, (token, written, error) => {
       const w = this.waiting.get(token);
       this.waiting.delete(token);
       if (!w) return;
@@ -24,7 +28,7 @@ export class RngDriver {
     await this.dev.driverOk();
   }
 
-  /** Up to n random bytes from the device (it may return fewer), or null on error. */
+  /** Up to n random bytes from the device (it may return fewer), or null on error or when `queueSize` reads are already in flight. */
   read(n: number): Promise<Uint8Array | null> {
     if (!this.q) return Promise.resolve(null);
     const gpa = this.dev.alloc(n);

@@ -1,0 +1,52 @@
+// `npm run bench -- --quick`: the report's shape, not its numbers (machines differ and are
+// noisy; the numbers are for people). Written to a temp dir, never into the repo.
+import { describe, expect, it, vi } from "vitest";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runBench } from "../../bench/main.ts";
+
+const positive = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n > 0;
+
+describe("npm run bench -- --quick", () => {
+  it("writes JSON, Markdown and an HTML report with charts for every transport and size", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "virtio-argo-bench-"));
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      expect(await runBench({ quick: true, json: join(dir, "out.json"), out: dir })).toBe(0);
+      const doc = JSON.parse(readFileSync(join(dir, "out.json"), "utf8"));
+      expect(doc.schema).toBe("virtio-argo-bench/2");
+      const share = doc.results.share;
+      expect(share.transports).toEqual(["argo", "grant", "foreign", "bounce"]);
+      for (const t of share.transports) {
+        for (const size of share.sizes) {
+          const ops = size < 512 ? ["read"] : ["read", "write"];
+          for (const op of ops) {
+            const row = share.rows.find((r: { transport: string; size: number; op: string }) => r.transport === t && r.size === size && r.op === op);
+            expect(row, `${t} ${op} ${size}`).toBeDefined();
+            expect(positive(row.qd1.p50Us) && positive(row.qd32.requestsPerSec) && positive(row.qd32.mbPerSec) && positive(row.cpuNsPerByte)).toBe(true);
+            expect(row.exposedPages).toBeGreaterThanOrEqual(0);
+            if (t === "argo") expect(row.exposedPages).toBe(0);
+          }
+        }
+      }
+      expect(share.memcpy.map((m: { size: number }) => m.size)).toEqual(share.sizes);
+      expect(share.memcpy.every((m: { mbPerSec: number }) => positive(m.mbPerSec))).toBe(true);
+      expect(positive(share.targets.argoVsForeign4k) && positive(share.targets.argoVsBounce4k)).toBe(true);
+      expect(doc.results.argo.length).toBeGreaterThan(0);
+      const md = readFileSync(join(dir, "bench.md"), "utf8");
+      expect(md).toMatch(/## Copy versus share/);
+      expect(md).toMatch(/memcpy limit/);
+      const html = readFileSync(join(dir, "bench.html"), "utf8");
+      expect(html).toMatch(/Chart\.js v\d/); // the inlined library's banner
+      for (const id of ["read", "write", "latency"]) expect(html).toContain(`<canvas id="${id}"`);
+      expect(html).toContain('type: "logarithmic"');
+      expect(html).toContain('"label":"argo"');
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
