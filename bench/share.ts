@@ -84,8 +84,8 @@ async function measure(one: (i: number) => Promise<boolean>, size: number, quick
 
 /** The memcpy limit: `set` between two distinct WebAssembly memories, same sizes, rotating offsets. */
 async function memcpyLimit(sizes: number[], quick: boolean): Promise<MemcpyRow[]> {
-  const a = new Uint8Array(new WebAssembly.Memory({ initial: 512, maximum: 512 }).buffer);
-  const b = new Uint8Array(new WebAssembly.Memory({ initial: 512, maximum: 512 }).buffer);
+  const a = new Uint8Array(new WebAssembly.Memory({ initial: 512, maximum: 512 }).buffer).fill(0x33);
+  const b = new Uint8Array(new WebAssembly.Memory({ initial: 512, maximum: 512 }).buffer).fill(0x44);
   const rows: MemcpyRow[] = [];
   for (const size of sizes) {
     const slots = Math.max(1, Math.floor((16 << 20) / size));
@@ -108,7 +108,9 @@ export async function runShareBench(opts: { quick: boolean; progress?: Progress 
   opts.progress?.start("copy vs share", points + 1);
   for (const transport of TRANSPORTS) {
     // blk: a 64 MiB in-memory disk; requests rotate over it so caches are not flattered.
-    const blkDev = await openDevice(transport, "blk", new BlkModel({ image: new Uint8Array(DISK) }));
+    // Pages touched before measuring: a fresh array's first writes fault its pages in, and
+    // that cost would land on whichever transport happened to write there first.
+    const blkDev = await openDevice(transport, "blk", new BlkModel({ image: new Uint8Array(DISK).fill(0x11) }));
     const blk = new BlkDriver(blkDev.dev, { queueSize: 128 });
     await blk.init();
     const rngDev = await openDevice(transport, "rng", new RngModel());
@@ -123,6 +125,7 @@ export async function runShareBench(opts: { quick: boolean; progress?: Progress 
         continue;
       }
       const buf = blkDev.dev.alloc(QD * size);
+      new Uint8Array(blkDev.dev.memory.buffer).fill(0x22, buf, buf + QD * size);
       const sectors = DISK / 512;
       for (const op of ["read", "write"] as const) {
         const one = async (i: number) => {

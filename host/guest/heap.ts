@@ -38,6 +38,11 @@ export class GuestHeap {
     return this.allocPages(Math.max(1, Math.ceil(bytes / PAGE_SIZE)));
   }
 
+  /** Returns a block from alloc(bytes) for reuse. */
+  free(gpa: number, bytes: number): void {
+    this.freePagesAt(gpa, Math.max(1, Math.ceil(bytes / PAGE_SIZE)));
+  }
+
   get bytesFree(): number {
     return this.end - this.next;
   }

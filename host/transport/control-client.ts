@@ -5,6 +5,7 @@
 import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
 import { Ctrl } from "./wire.ts";
 import { words } from "./control.ts";
+import type { GuestHeap } from "../guest/heap.ts";
 
 /** A control operation failed: the device refused it, or it is gone. */
 export class TransportError extends Error {}
@@ -28,6 +29,16 @@ export abstract class ControlClient {
   protected abstract get ringFeatures(): bigint;
   /** Transport work on reset (fail what is in flight) before the status write. */
   protected abstract onReset(): void;
+  /** The guest's page allocator, where its drivers' buffers live. */
+  protected abstract get heap(): GuestHeap;
+
+  alloc(bytes: number): number {
+    return this.heap.alloc(bytes);
+  }
+
+  free(gpa: number, bytes: number): void {
+    this.heap.free(gpa, bytes);
+  }
 
   protected get eventIdx(): boolean {
     return (this.accepted & VIRTIO_F_EVENT_IDX) !== 0n;

@@ -4,13 +4,14 @@
 import type { DeviceChain, DeviceQueue } from "../devices/types.ts";
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 
-/** A popped chain as a readable and a writable byte stream over `mem`. */
-export class BufferChain implements DeviceChain {
+/**
+ * A popped chain as a readable and a writable byte stream (what device models see),
+ * whatever reaches its buffers: subclasses say how to move bytes to and from buffer i.
+ */
+export abstract class ChainStream implements DeviceChain {
   readonly buffers: ChainBuffers;
-  private readonly mem: Uint8Array;
 
-  constructor(mem: Uint8Array, maxBuffers: number) {
-    this.mem = mem;
+  constructor(maxBuffers: number) {
     this.buffers = new ChainBuffers(maxBuffers);
   }
 
@@ -34,10 +35,13 @@ export class BufferChain implements DeviceChain {
     return this.walk(offset, src, true);
   }
 
+  /** Copies `n` bytes between bytes[done..] and buffer `i` from `skip` bytes into it (`skip + n <= len[i]`). */
+  protected abstract move(i: number, skip: number, bytes: Uint8Array, done: number, n: number, toBuffer: boolean): void;
+
   /**
    * Copies between `bytes` and the readable (or writable) buffers starting at stream
-   * `offset`. Every buffer was bounds-checked against memory when the chain was popped,
-   * so the copies stay inside it; the loop ends after at most `count` buffers.
+   * `offset`. Every buffer was bounds-checked when the chain was popped, so the copies
+   * stay inside it; the loop ends after at most `count` buffers.
    */
   private walk(offset: number, bytes: Uint8Array, writable: boolean): number {
     const b = this.buffers;
@@ -48,13 +52,27 @@ export class BufferChain implements DeviceChain {
       const len = b.len[i];
       if (skip >= len) { skip -= len; continue; }
       const n = Math.min(len - skip, bytes.length - done);
-      const at = b.gpa[i] + skip;
-      if (writable) this.mem.set(bytes.subarray(done, done + n), at);
-      else bytes.set(this.mem.subarray(at, at + n), done);
+      this.move(i, skip, bytes, done, n, writable);
       done += n;
       skip = 0;
     }
     return done;
+  }
+}
+
+/** A chain whose buffers are addresses in `mem` (the model's own memory, or a foreign mapping of the guest's). */
+export class BufferChain extends ChainStream {
+  private readonly mem: Uint8Array;
+
+  constructor(mem: Uint8Array, maxBuffers: number) {
+    super(maxBuffers);
+    this.mem = mem;
+  }
+
+  protected move(i: number, skip: number, bytes: Uint8Array, done: number, n: number, toBuffer: boolean): void {
+    const at = this.buffers.gpa[i] + skip;
+    if (toBuffer) this.mem.set(bytes.subarray(done, done + n), at);
+    else bytes.set(this.mem.subarray(at, at + n), done);
   }
 }
 

@@ -117,12 +117,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     return this.isGone;
   }
 
-  alloc(bytes: number): number {
-    return this.cfg.heap.alloc(bytes);
-  }
-
-  free(gpa: number, bytes: number): void {
-    this.cfg.heap.freePagesAt(gpa, Math.max(1, Math.ceil(bytes / 4096)));
+  protected get heap(): GuestHeap {
+    return this.cfg.heap;
   }
 
   /** Registers this guest's ring for the backend's replies. Returns 0 or a negative errno. */

@@ -14,7 +14,8 @@ import type { Domain } from "../../hypervisor/domain.ts";
 import { GNTST_busy, GNTST_okay, type GrantMapping, type GrantTables } from "../../hypervisor/grant.ts";
 import { PAGE_SIZE } from "../../hypervisor/layout.ts";
 import { GuestDriverQueue, type DmaOps } from "../guest-queue.ts";
-import { ChainBuffers, type DeviceSide } from "../queue-sides.ts";
+import type { DeviceSide } from "../queue-sides.ts";
+import { ChainStream } from "../device-queue.ts";
 import { splitQueue } from "../split-sides.ts";
 import { SharedDevice, type SharedDeviceConfig, type SharedQueue } from "./shared-device.ts";
 
@@ -107,26 +108,13 @@ class GrantDma implements DmaOps {
  * A popped chain whose buffers are grant handles, mapped page by page. Reused per pop;
  * `pages` holds each buffer's mappings in order, `firstPage[i]` where buffer i's start.
  */
-class GrantChain implements DeviceChain {
-  readonly buffers: ChainBuffers;
+class GrantChain extends ChainStream {
   readonly maps: GrantMapping[] = [];
   private readonly firstPage: Uint32Array;
 
   constructor(size: number) {
-    this.buffers = new ChainBuffers(size);
+    super(size);
     this.firstPage = new Uint32Array(size + 1);
-  }
-
-  get head(): number {
-    return this.buffers.head;
-  }
-
-  get readableLength(): number {
-    return this.buffers.readableBytes;
-  }
-
-  get writableLength(): number {
-    return this.buffers.writableBytes;
   }
 
   /** Maps every page of every buffer; returns a GNTST error (and unmaps what it mapped) on the first refusal. */
@@ -155,38 +143,20 @@ class GrantChain implements DeviceChain {
     this.maps.length = 0;
   }
 
-  read(offset: number, dst: Uint8Array): number {
-    return this.walk(offset, dst, false);
-  }
-
-  write(offset: number, src: Uint8Array): number {
-    return this.walk(offset, src, true);
-  }
-
-  private walk(offset: number, bytes: Uint8Array, writable: boolean): number {
-    const b = this.buffers;
-    let skip = offset;
-    let done = 0;
-    for (let i = 0; i < b.count && done < bytes.length; i++) {
-      if ((b.writable[i] === 1) !== writable) continue;
-      const len = b.len[i];
-      if (skip >= len) { skip -= len; continue; }
-      // Position inside the buffer's mapped pages: the buffer starts at its handle's offset.
-      let pos = (b.gpa[i] % PAGE_SIZE) + skip;
-      let left = Math.min(len - skip, bytes.length - done);
-      while (left > 0) {
-        const page = this.maps[this.firstPage[i] + Math.floor(pos / PAGE_SIZE)].page;
-        const at = pos % PAGE_SIZE;
-        const n = Math.min(PAGE_SIZE - at, left);
-        if (writable) page.set(bytes.subarray(done, done + n), at);
-        else bytes.set(page.subarray(at, at + n), done);
-        done += n;
-        pos += n;
-        left -= n;
-      }
-      skip = 0;
+  /** Buffer i starts at its handle's offset in its first page; a copy may span pages. */
+  protected move(i: number, skip: number, bytes: Uint8Array, done: number, n: number, toBuffer: boolean): void {
+    let pos = (this.buffers.gpa[i] % PAGE_SIZE) + skip;
+    let left = n;
+    while (left > 0) {
+      const page = this.maps[this.firstPage[i] + Math.floor(pos / PAGE_SIZE)].page;
+      const at = pos % PAGE_SIZE;
+      const k = Math.min(PAGE_SIZE - at, left);
+      if (toBuffer) page.set(bytes.subarray(done, done + k), at);
+      else bytes.set(page.subarray(at, at + k), done);
+      done += k;
+      pos += k;
+      left -= k;
     }
-    return done;
   }
 }
 

@@ -66,12 +66,8 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
     return this.isGone;
   }
 
-  alloc(bytes: number): number {
-    return this.cfg.heap.alloc(bytes);
-  }
-
-  free(gpa: number, bytes: number): void {
-    this.cfg.heap.freePagesAt(gpa, Math.max(1, Math.ceil(bytes / 4096)));
+  protected get heap(): GuestHeap {
+    return this.cfg.heap;
   }
 
   protected call(msgId: number, payload: Uint8Array): Promise<Uint8Array> {
