@@ -78,6 +78,8 @@ export class ArgoBackend {
   private readonly scratch: number;
   private readonly dv: DataView;
   private readonly hdr: DataHeader = { kind: 0, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
+  /** Header of the completion fragment being sent, reused. */
+  private readonly outHdr: DataHeader = { kind: 0, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
   private readonly ctrlHdr: ControlHeader = { type: 0, msgId: 0, devNum: 0, token: 0, msgSize: 0 };
   private readonly pending = new Map<number, Pending>();
   private readonly byHead: Array<Map<number, Pending>> = [];
@@ -332,10 +334,14 @@ export class ArgoBackend {
     const first = o.offset === 0;
     const last = o.offset + chunk >= o.written;
     const hdrAt = this.scratch + 512;
-    encodeData(this.dv, hdrAt, {
-      kind: KIND_COMPLETION, flags: (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0) | (o.error ? FLAG_ERROR : 0),
-      queue: o.req.queue, requestId: o.req.id, offset: o.offset, total: o.written, writable: o.written,
-    });
+    const h = this.outHdr;
+    h.kind = KIND_COMPLETION;
+    h.flags = (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0) | (o.error ? FLAG_ERROR : 0);
+    h.queue = o.req.queue;
+    h.requestId = o.req.id;
+    h.offset = o.offset;
+    h.total = h.writable = o.written;
+    encodeData(this.dv, hdrAt, h);
     this.iovGpa[0] = hdrAt;
     this.iovLen[0] = DATA_HEADER_SIZE;
     this.iovGpa[1] = o.req.gpa + o.req.total + o.offset;

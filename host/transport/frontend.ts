@@ -50,6 +50,15 @@ interface InFlight {
   capacity: number;
   received: number;
   completionTotal: number;
+  /** In sendQueue (fragments still to send). */
+  queued: boolean;
+}
+
+function newInFlight(): InFlight {
+  return {
+    id: 0, queue: 0, head: 0, rGpa: [], rLen: [], rIndex: 0, readableTotal: 0, sentBytes: 0,
+    wGpa: [], wLen: [], capacity: 0, received: 0, completionTotal: 0, queued: false,
+  };
 }
 
 interface QueueState {
@@ -79,6 +88,10 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   private readonly ctrl: ControlHeader = { type: 0, msgId: 0, devNum: 0, token: 0, msgSize: 0 };
   private readonly queues: QueueState[] = [];
   private readonly inflight = new Map<number, InFlight>();
+  /** Finished request records, reused. */
+  private readonly spareReqs: InFlight[] = [];
+  /** Header of the fragment being sent, reused. */
+  private readonly outHdr: DataHeader = { kind: 0, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
   /** Requests whose fragments are not all sent yet (the backend's ring was full). */
   private readonly sendQueue: InFlight[] = [];
   private readonly calls = new Map<number, PendingCall>();
@@ -196,17 +209,23 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
         this.finish(req, 0, true);
         continue;
       }
+      req.queued = true;
       this.sendQueue.push(req);
     }
     this.pump();
   }
 
   private track(q: number, c: ChainBuffers): InFlight {
-    const req: InFlight = {
-      id: this.allocRequestId(), queue: q, head: c.head,
-      rGpa: [], rLen: [], rIndex: 0, readableTotal: c.readableBytes, sentBytes: 0,
-      wGpa: [], wLen: [], capacity: c.writableBytes, received: 0, completionTotal: 0,
-    };
+    // Recycled records: no allocation per request on the data path.
+    const req = this.spareReqs.pop() ?? newInFlight();
+    req.id = this.allocRequestId();
+    req.queue = q;
+    req.head = c.head;
+    req.rGpa.length = req.rLen.length = req.wGpa.length = req.wLen.length = 0;
+    req.rIndex = req.sentBytes = req.received = req.completionTotal = 0;
+    req.readableTotal = c.readableBytes;
+    req.capacity = c.writableBytes;
+    req.queued = false;
     for (let i = 0; i < c.count; i++) {
       if (c.len[i] === 0) continue;
       if (c.writable[i]) { req.wGpa.push(c.gpa[i]); req.wLen.push(c.len[i]); }
@@ -236,11 +255,15 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       }
       if (rc < 0) {
         this.sendQueue.shift();
+        req.queued = false;
         this.finish(req, 0, true);
         this.markGone(`backend unreachable (${rc})`);
         return;
       }
-      if (req.sentBytes >= req.readableTotal && req.rIndex >= req.rGpa.length) this.sendQueue.shift();
+      if (req.sentBytes >= req.readableTotal && req.rIndex >= req.rGpa.length) {
+        this.sendQueue.shift();
+        req.queued = false;
+      }
     }
   }
 
@@ -265,10 +288,15 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     }
     const first = req.sentBytes === 0;
     const last = req.sentBytes + bytes >= req.readableTotal;
-    encodeData(this.dv, hdrAt, {
-      kind: KIND_REQUEST, flags: (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0), queue: req.queue,
-      requestId: req.id, offset: req.sentBytes, total: req.readableTotal, writable: req.capacity,
-    });
+    const h = this.outHdr;
+    h.kind = KIND_REQUEST;
+    h.flags = (first ? FLAG_FIRST : 0) | (last ? FLAG_LAST : 0);
+    h.queue = req.queue;
+    h.requestId = req.id;
+    h.offset = req.sentBytes;
+    h.total = req.readableTotal;
+    h.writable = req.capacity;
+    encodeData(this.dv, hdrAt, h);
     const rc = this.cfg.argo.sendGather(this.entry.backendDomid, this.entry.backendPort, iovGpa, iovLen, n, MSG_DATA, this.entry.frontendPort);
     if (rc >= 0) {
       req.sentBytes += bytes;
@@ -422,6 +450,12 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   /** Writes the used ring entry for `req` and interrupts the driver if it wants it. */
   private finish(req: InFlight, written: number, error: boolean): void {
     if (!this.inflight.delete(req.id)) return;
+    // Completed before all its fragments went out (only a hostile backend does that): stop sending them.
+    if (req.queued) {
+      this.sendQueue.splice(this.sendQueue.indexOf(req), 1);
+      req.queued = false;
+    }
+    this.spareReqs.push(req);
     const state = this.queues[req.queue];
     if (!state) return;
     if (error) {
@@ -434,6 +468,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   }
 
   private failInflight(): void {
+    for (const req of this.sendQueue) req.queued = false;
     this.sendQueue.length = 0;
     for (const req of [...this.inflight.values()]) this.finish(req, 0, true);
   }
