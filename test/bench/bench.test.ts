@@ -4,17 +4,18 @@ import { describe, expect, it, vi } from "vitest";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runBench } from "../../bench/main.ts";
+import { main } from "../../host/cli/main.ts";
 
 const positive = (n: unknown) => typeof n === "number" && Number.isFinite(n) && n > 0;
 
-describe("npm run bench -- --quick", () => {
+describe("virtio-argo bench --quick (what npm run bench -- --quick runs)", () => {
   it("writes JSON, Markdown and an HTML report with charts for every transport and size", async () => {
     const dir = mkdtempSync(join(tmpdir(), "virtio-argo-bench-"));
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     try {
-      expect(await runBench({ quick: true, json: join(dir, "out.json"), out: dir })).toBe(0);
+      expect(await main(["bench", "--quick", "--json", join(dir, "out.json"), "--out", dir])).toBe(0);
+      expect(log.mock.calls[0]?.[0]).toMatch(/^# virtio-argo benchmark \(quick, /); // the report's first line
       const doc = JSON.parse(readFileSync(join(dir, "out.json"), "utf8"));
       expect(doc.schema).toBe("virtio-argo-bench/2");
       const share = doc.results.share;
