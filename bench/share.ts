@@ -106,8 +106,11 @@ export async function runShareBench(opts: { quick: boolean; progress?: Progress 
   const rows: ShareRow[] = [];
   const points = TRANSPORTS.length * (1 + 2 * sizes.filter((s) => s >= 512).length);
   opts.progress?.start("copy vs share", points + 1);
+  // Every transport is set up first and the points are interleaved (size, op, then each
+  // transport in turn), so JIT warm-up and a noisy neighbour do not favour whichever
+  // transport would otherwise run last.
+  const setups = [];
   for (const transport of TRANSPORTS) {
-    // blk: a 64 MiB in-memory disk; requests rotate over it so caches are not flattered.
     // Pages touched before measuring: a fresh array's first writes fault its pages in, and
     // that cost would land on whichever transport happened to write there first.
     const blkDev = await openDevice(transport, "blk", new BlkModel({ image: new Uint8Array(DISK).fill(0x11) }));
@@ -116,18 +119,21 @@ export async function runShareBench(opts: { quick: boolean; progress?: Progress 
     const rngDev = await openDevice(transport, "rng", new RngModel());
     const rng = new RngDriver(rngDev.dev);
     await rng.init();
-    for (const size of sizes) {
-      if (size < 512) {
-        // Below a sector: rng, whose request is one 64 B writable buffer.
-        const m = await measure(async () => (await rng.read(size))?.length === size, size, opts.quick);
-        rows.push({ transport, device: "rng", op: "read", size, ...m, exposedPages: rngDev.exposedPages() });
-        opts.progress?.tick(`${transport} rng ${size} B`);
-        continue;
-      }
-      const buf = blkDev.dev.alloc(QD * size);
-      new Uint8Array(blkDev.dev.memory.buffer).fill(0x22, buf, buf + QD * size);
-      const sectors = DISK / 512;
-      for (const op of ["read", "write"] as const) {
+    const buf = blkDev.dev.alloc(QD * sizes[sizes.length - 1]);
+    new Uint8Array(blkDev.dev.memory.buffer).fill(0x22, buf, buf + QD * sizes[sizes.length - 1]);
+    setups.push({ transport, blkDev, blk, rngDev, rng, buf });
+  }
+  for (const size of sizes) {
+    for (const op of size < 512 ? (["read"] as const) : (["read", "write"] as const)) {
+      for (const { transport, blkDev, blk, rngDev, rng, buf } of setups) {
+        if (size < 512) {
+          // Below a sector: rng, whose request is one 64 B writable buffer.
+          const m = await measure(async () => (await rng.read(size))?.length === size, size, opts.quick);
+          rows.push({ transport, device: "rng", op, size, ...m, exposedPages: rngDev.exposedPages() });
+          opts.progress?.tick(`${transport} rng ${size} B`);
+          continue;
+        }
+        const sectors = DISK / 512;
         const one = async (i: number) => {
           const sector = ((i * size) / 512) % sectors;
           const gpa = buf + (i % QD) * size;
@@ -137,7 +143,6 @@ export async function runShareBench(opts: { quick: boolean; progress?: Progress 
         rows.push({ transport, device: "blk", op, size, ...m, exposedPages: blkDev.exposedPages() });
         opts.progress?.tick(`${transport} blk ${op} ${size} B`);
       }
-      blkDev.dev.free(buf, QD * size);
     }
   }
   const memcpy = await memcpyLimit(sizes, opts.quick);
