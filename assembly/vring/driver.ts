@@ -9,7 +9,7 @@
 // that is not an outstanding head is skipped), so a lying device cannot corrupt the free
 // list through it. Links are masked to the ring size, so even a scribbled descriptor
 // table keeps every access inside the table.
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent } from "./split";
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent } from "./split";
 
 /** vringAdd buffer flags: device-writable; address is a grant DMA handle (bit 63 set, as xen/grant-dma-ops.c). */
 const BUF_WRITABLE: u32 = 1;
@@ -84,12 +84,48 @@ export function vringAdd(desc: u32, avail: u32, used: u32, size: u32, state: u32
   store<u16>(state + ST_FREE_HEAD, <u16>i);
   store<u16>(state + ST_NUM_FREE, <u16>(free - n));
   store<u16>(state + ST_CHAIN_LEN + 2 * head, <u16>n);
+  publish(avail, size, state, head);
+  return <i32>head;
+}
+
+/**
+ * Like vringAdd, but the `n` buffers go into an indirect table at `table` (16 bytes each,
+ * linked by `next`) and the ring gets one INDIRECT descriptor (2.7.5.3). Returns the head or -1.
+ */
+export function vringAddIndirect(desc: u32, avail: u32, used: u32, size: u32, state: u32, bufs: u32, n: u32, table: u32): i32 {
+  if (!driverOk(desc, avail, used, size, state) || n == 0 || n > 32768 || !fits(bufs, 12 * <u64>n) || !fits(table, 16 * <u64>n)) return -1;
+  const free = <u32>load<u16>(state + ST_NUM_FREE);
+  if (free < 1) return -1;
+  for (let k: u32 = 0; k < n; k++) {
+    const b = bufs + 12 * k;
+    const e = table + 16 * k;
+    store<u32>(e, load<u32>(b));
+    store<u32>(e + 4, 0);
+    store<u32>(e + 8, load<u32>(b + 4));
+    store<u16>(e + 12, ((load<u32>(b + 8) & BUF_WRITABLE) != 0 ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+    store<u16>(e + 14, <u16>(k + 1));
+  }
+  const head = <u32>load<u16>(state + ST_FREE_HEAD) & (size - 1);
+  const d = desc + 16 * head;
+  const nextFree = load<u16>(d + 14);
+  store<u32>(d, table);
+  store<u32>(d + 4, 0);
+  store<u32>(d + 8, 16 * n);
+  store<u16>(d + 12, VIRTQ_DESC_F_INDIRECT);
+  store<u16>(state + ST_FREE_HEAD, nextFree);
+  store<u16>(state + ST_NUM_FREE, <u16>(free - 1));
+  store<u16>(state + ST_CHAIN_LEN + 2 * head, 1);
+  publish(avail, size, state, head);
+  return <i32>head;
+}
+
+/** Puts `head` in the avail ring and publishes the new avail idx (after the entry). */
+function publish(avail: u32, size: u32, state: u32, head: u32): void {
   const availIdx = <u32>load<u16>(state + ST_AVAIL_IDX);
   store<u16>(avail + 4 + 2 * (availIdx & (size - 1)), <u16>head);
   const next = (availIdx + 1) & 0xffff;
   store<u16>(state + ST_AVAIL_IDX, <u16>next);
-  store<u16>(avail + 2, <u16>next); // publish after the entry
-  return <i32>head;
+  store<u16>(avail + 2, <u16>next);
 }
 
 /** Should the driver notify the device now? (EVENT_IDX: avail_event; otherwise always.) */

@@ -1,6 +1,11 @@
-// build/vring.wasm: split virtqueues, instantiated per domain over the memory that holds
-// the ring. Device side (split.ts, the half that reads hostile input), driver side
-// (driver.ts) and an in-Wasm cycle benchmark. Integers in, integers out.
+// build/vring.wasm: split and packed virtqueues, instantiated per domain over the memory
+// that holds the ring. Device sides (split.ts, packed.ts: the halves that read hostile
+// input), driver sides (driver.ts, packed.ts) and in-Wasm cycle benchmarks. Integers in,
+// integers out.
 export { vringPop, vringPush, vringNeedEvent, vringUsedEvent } from "./split";
-export { vringDriverInit, vringDriverFree, vringAdd, vringNeedKick, vringReclaim, vringDriverStateSize } from "./driver";
-export { vringCycleBench } from "./bench";
+export { vringDriverInit, vringDriverFree, vringAdd, vringAddIndirect, vringNeedKick, vringReclaim, vringDriverStateSize } from "./driver";
+export {
+  packedDeviceStateSize, packedDeviceInit, packedPop, packedPush, packedNeedInterrupt,
+  packedDriverStateSize, packedDriverInit, packedDriverFree, packedAdd, packedNeedKick, packedReclaim,
+} from "./packed";
+export { vringCycleBench, packedCycleBench } from "./bench";

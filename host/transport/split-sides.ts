@@ -28,7 +28,7 @@ export function vringNeedEvent(event: number, newIdx: number, old: number): bool
 export type SplitError =
   | "AvailIdxJump" | "IndexOutOfRange" | "DescriptorLoop" | "ChainTooLong" | "AddressOutOfRange"
   | "ReadableAfterWritable" | "IndirectNotSupported" | "LengthOverflow" | "BadQueue"
-  | "IndirectInIndirect" | "InvalidIndirectLength";
+  | "IndirectInIndirect" | "InvalidIndirectLength" | "IncompleteChain";
 
 /** Where a split ring lives in memory. */
 export interface SplitLayout {
@@ -121,31 +121,44 @@ class SplitDriver implements DriverSide {
   }
 }
 
-/** Exports of build/vring.wasm (assembly/vring/split.ts). */
-interface VringEngine {
+/** Exports of build/vring.wasm (assembly/vring/: split.ts, driver.ts, packed.ts, bench.ts). */
+export interface VringEngine {
   vringDriverInit(desc: number, avail: number, used: number, size: number, state: number): number;
   vringDriverFree(state: number): number;
   vringDriverStateSize(size: number): number;
   vringAdd(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number): number;
   vringNeedKick(used: number, size: number, state: number, eventIdx: number): number;
   vringReclaim(desc: number, avail: number, used: number, size: number, state: number, eventIdx: number, out: number, max: number): number;
-  vringCycleBench(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number, popOut: number, reclaimOut: number, features: number, iterations: number): number;
+  vringAddIndirect(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number, table: number): number;
+  vringCycleBench(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number, popOut: number, reclaimOut: number, features: number, iterations: number, table: number): number;
+  packedDeviceStateSize(size: number): number;
+  packedDeviceInit(size: number, state: number): number;
+  packedPop(desc: number, deviceEvent: number, size: number, state: number, features: number, out: number): number;
+  packedPush(desc: number, size: number, state: number, id: number, written: number): number;
+  packedNeedInterrupt(driverEvent: number, size: number, state: number): number;
+  packedDriverStateSize(size: number): number;
+  packedDriverInit(desc: number, driverEvent: number, size: number, state: number, eventIdx: number, inOrder: number): number;
+  packedDriverFree(state: number): number;
+  packedAdd(desc: number, size: number, state: number, bufs: number, n: number, table: number): number;
+  packedNeedKick(deviceEvent: number, size: number, state: number): number;
+  packedReclaim(desc: number, driverEvent: number, size: number, state: number, eventIdx: number, out: number, max: number): number;
+  packedCycleBench(desc: number, driverEvent: number, deviceEvent: number, size: number, driverState: number, deviceState: number, bufs: number, n: number, popOut: number, reclaimOut: number, features: number, iterations: number, table: number): number;
   vringPop(desc: number, avail: number, used: number, size: number, lastAvail: number, eventIdx: number, out: number): number;
   vringPush(used: number, size: number, usedIdx: number, head: number, written: number): number;
   vringNeedEvent(event: number, newIdx: number, old: number): number;
   vringUsedEvent(avail: number, size: number): number;
 }
 
-const VRING_ERRORS: Record<number, SplitError> = {
+export const VRING_ERRORS: Record<number, SplitError> = {
   [-1]: "AvailIdxJump", [-2]: "IndexOutOfRange", [-3]: "DescriptorLoop", [-4]: "AddressOutOfRange",
   [-5]: "ReadableAfterWritable", [-6]: "IndirectNotSupported", [-7]: "LengthOverflow", [-8]: "BadQueue",
-  [-9]: "IndirectInIndirect", [-10]: "InvalidIndirectLength", [-11]: "ChainTooLong",
+  [-9]: "IndirectInIndirect", [-10]: "InvalidIndirectLength", [-11]: "ChainTooLong", [-12]: "IncompleteChain",
 };
 
 const engines = new WeakMap<WebAssembly.Memory, VringEngine>();
 
 /** build/vring.wasm instantiated once per memory. */
-function vringEngine(memory: WebAssembly.Memory): VringEngine {
+export function vringEngine(memory: WebAssembly.Memory): VringEngine {
   let e = engines.get(memory);
   if (!e) engines.set(memory, (e = instantiate<VringEngine>("vring", memory)));
   return e;

@@ -1,0 +1,159 @@
+// Packed virtqueue (VirtIO 1.2 section 2.8) driver and device sides over one domain's
+// memory, behind the same DriverSide / DeviceSide interfaces as the split ring, so any
+// transport or device model runs on either format. The ring logic, and every check on
+// what the other side wrote, is Wasm (assembly/vring/packed.ts); these classes own the
+// state blocks and move results in and out of small blocks, allocation-free per chain.
+//
+//   desc 16 B x size: {le64 addr, le32 len, le16 id, le16 flags (AVAIL 7, USED 15)}
+//   driver event suppression {le16 off_wrap, le16 flags}, device event suppression (same)
+import type { GuestHeap } from "../guest/heap.ts";
+import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
+import { VRING_ERRORS, vringEngine, type SplitError, type VringEngine } from "./split-sides.ts";
+
+/** Where a packed ring lives in memory. Sizes need not be powers of two. */
+export interface PackedLayout {
+  size: number;
+  desc: number;
+  driverEvent: number;
+  deviceEvent: number;
+}
+
+export function allocPacked(memory: WebAssembly.Memory, heap: GuestHeap, size: number): PackedLayout {
+  if (!Number.isInteger(size) || size < 1 || size > 32768) throw new RangeError(`packed queue size ${size} is not in 1..32768`);
+  const events = heap.alloc(8);
+  const l = { size, desc: heap.alloc(16 * size), driverEvent: events, deviceEvent: events + 4 };
+  new Uint8Array(memory.buffer).fill(0, events, events + 8);
+  return l;
+}
+
+/** Driver side over the driver's own memory. */
+class PackedDriver implements DriverSide {
+  readonly size: number;
+  private readonly engine: VringEngine;
+  private readonly u32: Uint32Array;
+  private readonly l: PackedLayout;
+  private readonly eventIdx: number;
+  private readonly state: number;
+  private readonly bufs: number;
+  private readonly out: number;
+  private reclaiming = false;
+  private reclaimAgain = false;
+  /** The device returned an id that was not outstanding: nothing more is reclaimed. */
+  broken = false;
+
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: PackedLayout, eventIdx: boolean, inOrder: boolean) {
+    this.l = l;
+    this.size = l.size;
+    this.eventIdx = eventIdx ? 1 : 0;
+    this.engine = vringEngine(memory);
+    this.u32 = new Uint32Array(memory.buffer);
+    this.state = heap.alloc(this.engine.packedDriverStateSize(l.size));
+    this.bufs = heap.alloc(12 * l.size);
+    this.out = heap.alloc(8 * l.size);
+    if (this.engine.packedDriverInit(l.desc, l.driverEvent, l.size, this.state, this.eventIdx, inOrder ? 1 : 0) < 0) {
+      throw new RangeError("bad packed ring geometry");
+    }
+  }
+
+  get freeDescriptors(): number {
+    return this.engine.packedDriverFree(this.state);
+  }
+
+  add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number {
+    if (n < 1 || n > this.size) return -1;
+    const w = this.bufs >>> 2; // page-aligned heap block
+    for (let i = 0; i < n; i++) {
+      this.u32[w + 3 * i] = gpa[i];
+      this.u32[w + 3 * i + 1] = len[i];
+      this.u32[w + 3 * i + 2] = flags[i] & 1; // grant handles are a split-ring feature here
+    }
+    return this.engine.packedAdd(this.l.desc, this.l.size, this.state, this.bufs, n, 0);
+  }
+
+  needsKick(): boolean {
+    return this.engine.packedNeedKick(this.l.deviceEvent, this.l.size, this.state) === 1;
+  }
+
+  reclaim(cb: (id: number, written: number) => void): number {
+    if (this.reclaiming) {
+      this.reclaimAgain = true; // a callback re-entered: the outer call goes again
+      return 0;
+    }
+    this.reclaiming = true;
+    let total = 0;
+    try {
+      do {
+        this.reclaimAgain = false;
+        if (this.broken) break;
+        const l = this.l;
+        const n = this.engine.packedReclaim(l.desc, l.driverEvent, l.size, this.state, this.eventIdx, this.out, l.size);
+        if (n < 0) {
+          this.broken = true;
+          break;
+        }
+        const w = this.out >>> 2;
+        for (let i = 0; i < n; i++) cb(this.u32[w + 2 * i], this.u32[w + 2 * i + 1]);
+        total += n;
+      } while (this.reclaimAgain);
+    } finally {
+      this.reclaiming = false;
+    }
+    return total;
+  }
+}
+
+/** Device side: the hostile-facing half; its walk and checks run in Wasm. */
+class PackedDevice implements DeviceSide {
+  readonly size: number;
+  error: SplitError | null = null;
+  private readonly engine: VringEngine;
+  private readonly u32: Uint32Array;
+  private readonly l: PackedLayout;
+  private readonly features: number;
+  private readonly state: number;
+  private readonly out: number;
+
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: PackedLayout, eventIdx: boolean, indirect: boolean) {
+    this.l = l;
+    this.size = l.size;
+    this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0);
+    this.engine = vringEngine(memory);
+    this.u32 = new Uint32Array(memory.buffer);
+    this.state = heap.alloc(this.engine.packedDeviceStateSize(l.size));
+    this.out = heap.alloc(8 + 16 * l.size);
+    this.engine.packedDeviceInit(l.size, this.state);
+  }
+
+  pop(out: ChainBuffers): number {
+    if (this.error) return -1;
+    const n = this.engine.packedPop(this.l.desc, this.l.deviceEvent, this.l.size, this.state, this.features, this.out);
+    if (n === 0) return 0;
+    if (n < 0) {
+      this.error = VRING_ERRORS[n] ?? "BadQueue"; // NEEDS_RESET: nothing more is popped
+      return -1;
+    }
+    const w = this.out >>> 2;
+    out.reset(this.u32[w]);
+    for (let i = 0; i < n; i++) {
+      const e = w + 2 + 4 * i;
+      out.push(this.u32[e], this.u32[e + 1], (this.u32[e + 2] & 2) !== 0);
+    }
+    return 1;
+  }
+
+  push(id: number, written: number): void {
+    if (this.engine.packedPush(this.l.desc, this.l.size, this.state, id, written) < 0) this.error ??= "BadQueue";
+  }
+
+  needsInterrupt(): boolean {
+    return this.engine.packedNeedInterrupt(this.l.driverEvent, this.l.size, this.state) === 1;
+  }
+}
+
+/** A packed ring of `size` entries allocated from `heap`, seen from both sides. */
+export function packedQueue(
+  memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false, inOrder = false,
+): { driver: DriverSide & { broken: boolean }; device: DeviceSide; layout: PackedLayout } {
+  const l = allocPacked(memory, heap, size);
+  return { driver: new PackedDriver(memory, heap, l, eventIdx, inOrder), device: new PackedDevice(memory, heap, l, eventIdx, indirect), layout: l };
+}
