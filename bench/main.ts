@@ -7,6 +7,7 @@ import { cpus } from "node:os";
 import { runArgoBench, argoTable, runPolicyOverheadBench } from "./argo.ts";
 import { runPolicyBench, policyTable } from "./policy.ts";
 import { runShareBench, shareTable } from "./share.ts";
+import { runVirtqueueBench, virtqueueTable } from "./virtqueue.ts";
 import { htmlReport } from "./report.ts";
 import { progress } from "./progress.ts";
 
@@ -44,6 +45,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       "receiver's copy out of its ring), bounce twice (guest buffer <-> bounce slot, model <-> slot), grant and foreign " +
       "once (the model reads and writes guest pages in place).\n\n" + shareTable(share),
   );
+
+  log("virtqueue cycles inside Wasm (split and packed) ...");
+  const vq = await runVirtqueueBench({ quick: opts.quick });
+  results.virtqueue = vq;
+  sections.push("## Virtqueues: add -> pop -> push -> reclaim, in Wasm\n\n" + virtqueueTable(vq));
 
   log("MAC hook micro-benchmark ...");
   const micro = runPolicyBench({ quick: opts.quick });

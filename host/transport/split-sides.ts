@@ -38,6 +38,17 @@ export interface SplitLayout {
   used: number;
 }
 
+/**
+ * The legacy contiguous layout (linux/virtio_ring.h vring_init): desc at `base`, avail
+ * right after, used at the next multiple of `align`; `bytes` is vring_size(size, align).
+ * For VMM authors placing a ring the way a legacy driver does.
+ */
+export function vringLayout(base: number, size: number, align: number): SplitLayout & { bytes: number } {
+  const avail = base + 16 * size;
+  const used = Math.ceil((avail + 2 * (2 + size) + 2) / align) * align;
+  return { size, desc: base, avail, used, bytes: used - base + 6 + 8 * size };
+}
+
 export function allocSplit(memory: WebAssembly.Memory, heap: GuestHeap, size: number): SplitLayout {
   if (size < 1 || size > 32768 || (size & (size - 1)) !== 0) throw new RangeError(`queue size ${size} is not a power of two <= 32768`);
   const l = { size, desc: heap.alloc(16 * size), avail: heap.alloc(6 + 2 * size), used: heap.alloc(6 + 8 * size) };
@@ -130,7 +141,7 @@ export interface VringEngine {
   vringNeedKick(used: number, size: number, state: number, eventIdx: number): number;
   vringReclaim(desc: number, avail: number, used: number, size: number, state: number, eventIdx: number, out: number, max: number): number;
   vringAddIndirect(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number, table: number): number;
-  vringCycleBench(desc: number, avail: number, used: number, size: number, state: number, bufs: number, n: number, popOut: number, reclaimOut: number, features: number, iterations: number, table: number): number;
+  vringCycleBench(desc: number, avail: number, used: number, size: number, state: number, devState: number, bufs: number, n: number, popOut: number, reclaimOut: number, features: number, iterations: number, table: number): number;
   packedDeviceStateSize(size: number): number;
   packedDeviceInit(size: number, state: number): number;
   packedPop(desc: number, deviceEvent: number, size: number, state: number, features: number, out: number): number;

@@ -36,6 +36,9 @@ describe("virtio-argo bench --quick (what npm run bench -- --quick runs)", () =>
       expect(share.memcpy.every((m: { mbPerSec: number }) => positive(m.mbPerSec))).toBe(true);
       expect(positive(share.targets.argoVsForeign4k) && positive(share.targets.argoVsBounce4k)).toBe(true);
       expect(doc.results.argo.length).toBeGreaterThan(0);
+      expect(doc.results.virtqueue.map((r: { format: string; descriptors: number; indirect: boolean }) => `${r.format}/${r.descriptors}/${r.indirect}`))
+        .toEqual(["split/1/false", "split/4/false", "split/4/true", "packed/1/false", "packed/4/false", "packed/4/true"]);
+      expect(doc.results.virtqueue.every((r: { cyclesPerSec: number }) => positive(r.cyclesPerSec))).toBe(true);
       const md = readFileSync(join(dir, "bench.md"), "utf8");
       expect(md).toMatch(/## Copy versus share/);
       expect(md).toMatch(/memcpy limit/);
