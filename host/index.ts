@@ -16,8 +16,8 @@ export { GuestTransport, type DeviceListener } from "./transport/guest-transport
 export { GuestKernel } from "./transport/kernel.ts";
 export { QueueFactory, ShadowQueue } from "./transport/shadow.ts";
 // Virtqueues over any domain's memory, for VMM authors who build their own transports.
-export { splitQueue, allocSplit, vringLayout, vringNeedEvent, type SplitLayout, type SplitError } from "./transport/split-sides.ts";
-export { packedQueue, allocPacked, type PackedLayout } from "./transport/packed-sides.ts";
+export { splitQueue, splitQueueAt, allocSplit, vringLayout, vringNeedEvent, type SplitLayout, type SplitError } from "./transport/split-sides.ts";
+export { packedQueue, packedQueueAt, allocPacked, type PackedLayout } from "./transport/packed-sides.ts";
 export { ChainBuffers, type DeviceSide, type DriverSide } from "./transport/queue-sides.ts";
 export { GuestDriverQueue, type DmaOps } from "./transport/guest-queue.ts";
 export { SideDeviceQueue, BufferChain } from "./transport/device-queue.ts";

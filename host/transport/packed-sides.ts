@@ -154,6 +154,12 @@ class PackedDevice implements DeviceSide {
 export function packedQueue(
   memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false, inOrder = false,
 ): { driver: DriverSide & { broken: boolean }; device: DeviceSide; layout: PackedLayout } {
-  const l = allocPacked(memory, heap, size);
-  return { driver: new PackedDriver(memory, heap, l, eventIdx, inOrder), device: new PackedDevice(memory, heap, l, eventIdx, indirect), layout: l };
+  return packedQueueAt(memory, heap, allocPacked(memory, heap, size), eventIdx, indirect, inOrder);
+}
+
+/** Both sides of a packed ring already placed at `layout`; `heap` provides their state blocks. */
+export function packedQueueAt(
+  memory: WebAssembly.Memory, heap: GuestHeap, layout: PackedLayout, eventIdx = false, indirect = false, inOrder = false,
+): { driver: DriverSide & { broken: boolean }; device: DeviceSide; layout: PackedLayout } {
+  return { driver: new PackedDriver(memory, heap, layout, eventIdx, inOrder), device: new PackedDevice(memory, heap, layout, eventIdx, indirect), layout };
 }

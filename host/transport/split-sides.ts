@@ -241,10 +241,19 @@ class SplitDevice implements DeviceSide {
 export function splitQueue(
   memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false, grantAddr = false,
 ): { driver: DriverSide; device: DeviceSide; layout: SplitLayout } {
-  const l = allocSplit(memory, heap, size);
+  return splitQueueAt(memory, heap, allocSplit(memory, heap, size), eventIdx, indirect, grantAddr);
+}
+
+/**
+ * Both sides of a split ring already placed at `layout` (e.g. by vringLayout, or where a
+ * guest said it put its ring): `heap` only provides the sides' small state blocks.
+ */
+export function splitQueueAt(
+  memory: WebAssembly.Memory, heap: GuestHeap, layout: SplitLayout, eventIdx = false, indirect = false, grantAddr = false,
+): { driver: DriverSide; device: DeviceSide; layout: SplitLayout } {
   return {
-    driver: new SplitDriver(memory, heap, l, eventIdx),
-    device: new SplitDevice(memory, heap, l, eventIdx, indirect, grantAddr),
-    layout: l,
+    driver: new SplitDriver(memory, heap, layout, eventIdx),
+    device: new SplitDevice(memory, heap, layout, eventIdx, indirect, grantAddr),
+    layout,
   };
 }

@@ -3,7 +3,7 @@
 // descriptor and event structures used through our Wasm on bytes placed at Linux's offsets.
 import { describe, expect, it } from "vitest";
 import { runOracle, parseKeyValues } from "../oracle/compile.ts";
-import { vringLayout } from "../../host/transport/split-sides.ts";
+import { splitQueueAt, vringLayout } from "../../host/transport/split-sides.ts";
 import { packedQueue } from "../../host/transport/packed-sides.ts";
 import { ChainBuffers } from "../../host/transport/queue-sides.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";
@@ -32,6 +32,22 @@ describe("split ring layout vs vring_init / vring_size", () => {
       const l = vringLayout(0x10000, qs, align);
       expect([l.desc - 0x10000, l.avail - 0x10000, l.used - 0x10000, l.bytes], line).toEqual([desc, avail, used, size]);
     }
+  });
+});
+
+describe("a ring placed where a legacy driver puts it (vring_init layout)", () => {
+  it("splitQueueAt runs both sides over a vringLayout", () => {
+    const memory = new WebAssembly.Memory({ initial: 4, maximum: 4 });
+    const heap = new GuestHeap(memory.buffer.byteLength, 65536); // the ring below the heap
+    const l = vringLayout(4096, 64, 4096);
+    expect(l.desc + l.bytes).toBeLessThanOrEqual(65536);
+    const q = splitQueueAt(memory, heap, l);
+    const head = q.driver.add([0x20000, 0x21000], [100, 200], [0, 1], 2);
+    const c = new ChainBuffers(4);
+    expect(q.device.pop(c)).toBe(1);
+    expect([c.head, c.gpa[1], c.len[1], c.writable[1]]).toEqual([head, 0x21000, 200, 1]);
+    // The avail ring entry is where vring_init says it is.
+    expect(new DataView(memory.buffer).getUint16(l.avail + 4, true)).toBe(head);
   });
 });
 
