@@ -141,12 +141,14 @@ export class ArgoBackend {
     try {
       this.flushOutgoing();
       let budget = DRAIN_BUDGET;
+      let got = 0;
       while (budget-- > 0 && !this.stopped) {
         if (!this.readOne()) break;
+        got++;
       }
       if (budget < 0) queueMicrotask(() => this.drain());
-      // Senders waiting for space on our ring may go on now.
-      this.cfg.argo.notify();
+      // Senders waiting for space on our ring may go on now (only consuming frees space).
+      if (got > 0) this.cfg.argo.notify();
     } finally {
       this.draining = false;
     }

@@ -327,7 +327,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
         got++;
       }
       if (budget < 0) queueMicrotask(() => this.drain());
-      this.cfg.argo.notify();
+      // Senders waiting for space on our ring may go on now (only consuming frees space).
+      if (got > 0) this.cfg.argo.notify();
       this.pump();
       // A VIRQ with nothing to read while requests are out: is the backend still there?
       if (got === 0 && this.inflight.size > 0 && !this.isGone) this.probeBackend();
