@@ -89,6 +89,9 @@ export class ArgoBackend {
   private backlogs: Pending[][] = [];
   private readonly control: ControlEndpoint;
   private draining = false;
+  /** Shadow queues with requests the model has not been told about (one flag per queue). */
+  private kicked: Uint8Array = new Uint8Array(0);
+  private notifying = false;
   private stopped = false;
   private readonly iovGpa = new Float64Array(2);
   private readonly iovLen = new Float64Array(2);
@@ -146,6 +149,9 @@ export class ArgoBackend {
         if (!this.readOne()) break;
         got++;
       }
+      // The model hears of every request this drain made available at once, as a
+      // device hears one kick for a batch: one pass over its queue, one completion batch.
+      this.notifyModel();
       if (budget < 0) queueMicrotask(() => this.drain());
       // Senders waiting for space on our ring may go on now (only consuming frees space).
       if (got > 0) this.cfg.argo.notify();
@@ -270,7 +276,32 @@ export class ArgoBackend {
     }
     req.head = head;
     this.headMap(req.queue).set(head, req);
-    this.cfg.model.queueNotify(req.queue);
+    this.kicked[req.queue] = 1;
+    if (!this.draining) this.notifyModel();
+  }
+
+  /**
+   * queueNotify for every shadow queue that got requests since the last call. Completions
+   * the model makes inside queueNotify can submit waiting requests (backlog), which set
+   * their flag again: the loop goes round until nothing is flagged.
+   */
+  private notifyModel(): void {
+    if (this.notifying) return; // the outer call sees the new flags
+    this.notifying = true;
+    try {
+      let again = true;
+      while (again && !this.stopped) {
+        again = false;
+        for (let q = 0; q < this.kicked.length; q++) {
+          if (this.kicked[q] === 0) continue;
+          this.kicked[q] = 0;
+          again = true;
+          this.cfg.model.queueNotify(q);
+        }
+      }
+    } finally {
+      this.notifying = false;
+    }
   }
 
   private headMap(queue: number): Map<number, Pending> {
@@ -372,6 +403,7 @@ export class ArgoBackend {
   private activate(sizes: readonly number[], features: bigint): void {
     // Queues the driver left at size 0 get no shadow; requests naming them are refused.
     this.shadows = sizes.map((size, i) => (size > 0 ? this.cfg.queues.shadow(size, () => this.onShadowUsed(i)) : null));
+    this.kicked = new Uint8Array(sizes.length);
     this.backlogs = sizes.map(() => []);
     const env: DeviceEnv = {
       queues: this.shadows.map((s) => s?.deviceQueue ?? ABSENT_QUEUE),

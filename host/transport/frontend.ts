@@ -108,6 +108,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
    */
   private nextRequestId = 1;
   private draining = false;
+  /** Queues with used entries pushed in this drain, awaiting one interrupt decision. */
+  private readonly pushed = new Uint8Array(256);
   private isGone = false;
   private unsubscribe: (() => void) | null = null;
 
@@ -334,6 +336,11 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       if (got === 0 && this.inflight.size > 0 && !this.isGone) this.probeBackend();
     } finally {
       this.draining = false;
+      for (let q = 0; q < this.pushed.length; q++) {
+        if (this.pushed[q] === 0) continue;
+        this.pushed[q] = 0;
+        this.interruptIfWanted(q);
+      }
     }
   }
 
@@ -465,7 +472,15 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     }
     this.stats.completions++;
     state.device.push(req.head, error ? 0 : written);
-    if (state.device.needsInterrupt()) state.driver.interrupt();
+    // Inside a drain the interrupt decision waits for the whole batch (one used-buffer
+    // notification for everything this VIRQ completed); outside, it is made now.
+    if (this.draining) this.pushed[req.queue] = 1;
+    else this.interruptIfWanted(req.queue);
+  }
+
+  private interruptIfWanted(q: number): void {
+    const state = this.queues[q];
+    if (state && state.device.needsInterrupt()) state.driver.interrupt();
   }
 
   private failInflight(): void {
