@@ -36,7 +36,9 @@ export function vringDriverStateSize(size: u32): u32 {
 function driverOk(desc: u32, avail: u32, used: u32, size: u32, state: u32): bool {
   if (size == 0 || size > 32768 || (size & (size - 1)) != 0) return false;
   const s = <u64>size;
-  return fits(desc, 16 * s) && fits(avail, 6 + 2 * s) && fits(used, 6 + 8 * s) && fits(state, <u64>vringDriverStateSize(size));
+  const mem = <u64>memory.size() << 16;
+  return <u64>desc + 16 * s <= mem && <u64>avail + 6 + 2 * s <= mem && <u64>used + 6 + 8 * s <= mem &&
+    <u64>state + <u64>vringDriverStateSize(size) <= mem;
 }
 
 /** Resets the driver state: every descriptor free, indices zero. Returns 0 or -1 on bad geometry. */
