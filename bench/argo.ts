@@ -3,7 +3,6 @@
 // the same run (machines are noisy: compare ratios, not absolute numbers).
 //
 //   npx tsx bench/argo.ts [--quick]
-import "./v8-flags.ts"; // first: before any Wasm is compiled
 import { Bench } from "tinybench";
 import { medianMs } from "./stats.ts";
 import { Hypervisor } from "../host/hypervisor/hypervisor.ts";

@@ -1,7 +1,6 @@
 // `npm run bench` / `virtio-argo bench`: every benchmark in one process, so that each
 // result sits beside its reference (memcpy, allow-all policy) measured in the same run.
 //   npm run bench -- [--quick] [--json FILE] [--out DIR]
-import "./v8-flags.ts"; // first: before any Wasm is compiled
 import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { cpus } from "node:os";

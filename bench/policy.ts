@@ -5,7 +5,6 @@
 // hot, as a hypervisor with some rate-limited pairs would, and that costs the inlined
 // fast path a little (a live call site); a run without it reads about 2 ns lower.
 //   npx tsx bench/policy.ts [--quick]
-import "./v8-flags.ts"; // first: before any Wasm is compiled
 import { Mac, Policy, type Subject } from "../host/mac/index.ts";
 
 export interface PolicyBenchResult {

@@ -2,7 +2,6 @@
 // three sharing baselines, across request sizes, with the memcpy limit measured in the same
 // run. Statistics come from tinybench (warm-up, many samples, median and MAD).
 //   npx tsx bench/share.ts [--quick]
-import "./v8-flags.ts"; // first: before any Wasm is compiled
 import { Bench } from "tinybench";
 import { openDevice, TRANSPORTS, type TransportName } from "./transports.ts";
 import { BlkDriver, BlkModel, RngDriver, RngModel } from "../host/devices/index.ts";

@@ -2,7 +2,6 @@
 // looped inside Wasm (a JS<->Wasm call costs more than a cycle), for split and packed
 // rings, chains of 1 and 4 descriptors, direct and through an indirect table.
 //   npx tsx bench/virtqueue.ts [--quick]
-import "./v8-flags.ts"; // first: before any Wasm is compiled
 import { Bench } from "tinybench";
 import { GuestHeap } from "../host/guest/heap.ts";
 import { allocSplit, vringEngine } from "../host/transport/split-sides.ts";
@@ -58,7 +57,8 @@ export async function runVirtqueueBench(opts: { quick: boolean }): Promise<Virtq
     for (const [n, indirect] of [[1, false], [4, false], [4, true]] as const) {
       const run = cycler(format, n, indirect);
       // Long warm-up: V8 runs Wasm on its baseline compiler (Liftoff) first and tiers up to
-      // TurboFan in the background; a short warm-up measures the baseline code half the time.
+      // TurboFan in the background. (Runs on this shared machine are still bimodal at times,
+      // ~13 vs ~22 M cycles/s for a whole process, on either CPU: the host, not the code.)
       const bench = new Bench({ time: opts.quick ? 100 : 600, warmupTime: opts.quick ? 400 : 800 });
       bench.add("cycles", () => {
         if (run() !== BATCH) throw new Error(`${format} ring stopped early: a cycle failed`);
