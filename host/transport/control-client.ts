@@ -2,7 +2,7 @@
 // section 3.1.1 initialisation sequence (reset, ACKNOWLEDGE, DRIVER, features,
 // FEATURES_OK, DRIVER_OK) and config access, over whatever carries a control message
 // (Argo messages for argo, a trapped register access for the sharing transports).
-import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
+import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
 import { Ctrl } from "./wire.ts";
 import { words } from "./control.ts";
 import type { GuestHeap } from "../guest/heap.ts";
@@ -46,6 +46,11 @@ export abstract class ControlClient {
 
   protected get indirect(): boolean {
     return (this.accepted & VIRTIO_F_INDIRECT_DESC) !== 0n;
+  }
+
+  /** VIRTIO_F_RING_PACKED accepted: the guest's vrings are packed (2.8), not split. */
+  protected get packed(): boolean {
+    return (this.accepted & VIRTIO_F_RING_PACKED) !== 0n;
   }
 
   protected async setStatus(value: number): Promise<number> {

@@ -173,7 +173,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
-    const pair = this.cfg.queues.guestPair(size, this.eventIdx, this.indirect);
+    const pair = this.cfg.queues.guestPair(size, this.eventIdx, this.indirect, this.packed);
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));
     this.queues[index] = { device: pair.device, driver };
     return driver;

@@ -7,7 +7,7 @@ import { MAX_DEVICES, entryProblem, parseTable, readEntry, type DeviceEntry, typ
 import { ArgoFrontend } from "./frontend.ts";
 import { DEVICE_TABLE_GPA, type GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from "../devices/types.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../devices/types.ts";
 import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
 
 export type DeviceListener = (event: "ready" | "removed", frontend: ArgoFrontend) => void;
@@ -56,7 +56,7 @@ export class GuestTransport {
       fe = new ArgoFrontend({
         argo: this.kernel.argo, heap: this.kernel.heap, entry: e, queues: this.queues,
         // Implemented on the guest's rings by the frontend's (Wasm) device side.
-        ringFeatures: VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC,
+        ringFeatures: VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_RING_PACKED,
       });
       if (fe.start() < 0) return null;
     } catch {

@@ -5,6 +5,7 @@ import type { DeviceQueue } from "../devices/types.ts";
 import type { DeviceSide, DriverSide } from "./queue-sides.ts";
 import { SideDeviceQueue } from "./device-queue.ts";
 import { splitQueue } from "./split-sides.ts";
+import { packedQueue } from "./packed-sides.ts";
 
 /**
  * A shadow virtqueue in the backend's memory: the backend transport is its driver,
@@ -51,9 +52,9 @@ export class QueueFactory {
     this.heap = heap;
   }
 
-  /** A vring of `size` entries in this memory, with its driver and device sides. */
-  guestPair(size: number, eventIdx = false, indirect = false): { driver: DriverSide; device: DeviceSide } {
-    return splitQueue(this.memory, this.heap, size, eventIdx, indirect);
+  /** A vring of `size` entries in this memory (split, or packed), with its driver and device sides. */
+  guestPair(size: number, eventIdx = false, indirect = false, packed = false): { driver: DriverSide; device: DeviceSide } {
+    return packed ? packedQueue(this.memory, this.heap, size, eventIdx, indirect) : splitQueue(this.memory, this.heap, size, eventIdx, indirect);
   }
 
   /** A shadow queue; `onUsed` runs when the device model signals used buffers. */

@@ -8,6 +8,7 @@ import { Toolstack } from "../../host/transport/toolstack.ts";
 import { GuestTransport } from "../../host/transport/guest-transport.ts";
 import { BlkDriver, BlkModel, ConsoleDriver, RngDriver, type ConsoleModel, type GuestVirtioDevice, type VirtioDeviceModel } from "../../host/devices/index.ts";
 import type { DevicePairSpec } from "../../host/transport/toolstack.ts";
+import { VIRTIO_F_RING_PACKED } from "../../host/devices/types.ts";
 import type { ArgoFrontend } from "../../host/transport/frontend.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
 import { settle } from "./helpers.ts";
@@ -168,6 +169,27 @@ describe.each(TRANSPORTS)("devices over %s", (transport) => {
     expect(() => (transport === "argo" ? w.ts.addDevice(spec) : w.ts.addSharedDevice(spec, transport))).toThrow(/no console pair/);
     const rw = { type: "blk", frontend: w.g2, backend: w.be, model: new BlkModel({ image: new Uint8Array(4096) }) } as const;
     expect(() => (transport === "argo" ? w.ts.addDevice(rw) : w.ts.addSharedDevice(rw, transport))).toThrow(/read-only/);
+  });
+});
+
+describe.each(["argo", "foreign", "bounce"] as const)("packed virtqueues over %s (VIRTIO_F_RING_PACKED)", (transport) => {
+  it("blk: 1 MiB written and read back in 64 KiB requests on packed rings", async () => {
+    const w = boot(transport);
+    const blk = new BlkDriver(w.dev("blk1"), { packed: true, queueSize: 64 });
+    await drive(blk.init());
+    expect(blk.features & VIRTIO_F_RING_PACKED).toBe(VIRTIO_F_RING_PACKED);
+    const data = new Uint8Array(randomBytes(1 << 20));
+    const buf = blk.dev.alloc(1 << 20);
+    new Uint8Array(w.g1.memory.buffer).set(data, buf);
+    const writes: Promise<number>[] = [];
+    for (let off = 0; off < data.length; off += 65536) writes.push(blk.write(off / 512, buf + off, 65536));
+    for (const st of await drive(Promise.all(writes))) expect(st).toBe(VIRTIO_BLK_S_OK);
+    expect(Buffer.compare(w.disk1.subarray(0, 1 << 20), data)).toBe(0);
+    const back = blk.dev.alloc(1 << 20);
+    const reads: Promise<number>[] = [];
+    for (let off = 0; off < data.length; off += 65536) reads.push(blk.read(off / 512, back + off, 65536));
+    for (const st of await drive(Promise.all(reads))) expect(st).toBe(VIRTIO_BLK_S_OK);
+    expect(Buffer.compare(new Uint8Array(w.g1.memory.buffer, back, 1 << 20), data)).toBe(0);
   });
 });
 

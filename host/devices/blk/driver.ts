@@ -1,11 +1,13 @@
 // virtio-blk guest driver: builds requests in the guest's own memory and waits for their
 // completions. Transport-neutral: it talks to a GuestVirtioDevice. Many requests may be
 // in flight; when the queue is full, new ones wait in FIFO order.
-import { VIRTIO_F_EVENT_IDX, type DriverQueue, type GuestBuffer, type GuestVirtioDevice } from "../types.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, type DriverQueue, type GuestBuffer, type GuestVirtioDevice } from "../types.ts";
 import * as B from "./layout.ts";
 
 export interface BlkDriverOptions {
   queueSize?: number;
+  /** Ask for packed virtqueues (VIRTIO_F_RING_PACKED) when the transport offers them. */
+  packed?: boolean;
 }
 
 interface Slot {
@@ -26,6 +28,7 @@ export class BlkDriver {
   features = 0n;
   private queue: DriverQueue | null = null;
   private readonly queueSize: number;
+  private readonly packed: boolean;
   private readonly slots: Slot[] = [];
   private readonly freeSlots: number[] = [];
   private readonly waiting: Array<() => void> = [];
@@ -37,13 +40,15 @@ export class BlkDriver {
   constructor(dev: GuestVirtioDevice, opts: BlkDriverOptions = {}) {
     this.dev = dev;
     this.queueSize = opts.queueSize ?? 128;
+    this.packed = opts.packed ?? false;
     this.dv = new DataView(dev.memory.buffer);
   }
 
   async init(): Promise<void> {
     this.features = await this.dev.negotiate(
       B.VIRTIO_BLK_F_FLUSH | B.VIRTIO_BLK_F_BLK_SIZE | B.VIRTIO_BLK_F_SEG_MAX | B.VIRTIO_BLK_F_SIZE_MAX |
-        B.VIRTIO_BLK_F_RO | B.VIRTIO_BLK_F_DISCARD | B.VIRTIO_BLK_F_WRITE_ZEROES | VIRTIO_F_EVENT_IDX,
+        B.VIRTIO_BLK_F_RO | B.VIRTIO_BLK_F_DISCARD | B.VIRTIO_BLK_F_WRITE_ZEROES | VIRTIO_F_EVENT_IDX |
+        (this.packed ? VIRTIO_F_RING_PACKED : 0n),
     );
     this.readOnly = (this.features & B.VIRTIO_BLK_F_RO) !== 0n;
     const cfg = await this.dev.readConfig(B.CFG_CAPACITY, 8);

@@ -7,12 +7,13 @@
 // Sizes follow Linux's kernel/dma/swiotlb.c: IO_TLB_SIZE 2 KiB slots, a mapping is at most
 // IO_TLB_SEGSIZE (128) contiguous slots = 256 KiB and never crosses a segment boundary.
 import type { UsedHandler } from "../../devices/types.ts";
-import { VIRTIO_F_EVENT_IDX } from "../../devices/types.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
 import { GuestHeap } from "../../guest/heap.ts";
 import { PAGE_SIZE } from "../../hypervisor/layout.ts";
 import { SideDeviceQueue } from "../device-queue.ts";
 import { GuestDriverQueue, type DmaOps } from "../guest-queue.ts";
 import { splitQueue } from "../split-sides.ts";
+import { packedQueue } from "../packed-sides.ts";
 import { SharedDevice, type SharedDeviceConfig, type SharedQueue } from "./shared-device.ts";
 
 export const IO_TLB_SIZE = 2048;
@@ -170,11 +171,13 @@ export class BounceDevice extends SharedDevice {
   }
 
   protected get ringFeatures(): bigint {
-    return VIRTIO_F_EVENT_IDX;
+    return VIRTIO_F_EVENT_IDX | VIRTIO_F_RING_PACKED;
   }
 
   protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue {
-    const pair = splitQueue(this.shared, this.sharedHeap, size, this.eventIdx, false);
+    const pair = this.packed
+      ? packedQueue(this.shared, this.sharedHeap, size, this.eventIdx, false)
+      : splitQueue(this.shared, this.sharedHeap, size, this.eventIdx, false);
     const dma = new BounceDma(this.pool, new Uint8Array(this.memory.buffer), new Uint8Array(this.shared.buffer), size);
     this.dmas.push(dma);
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify, dma);

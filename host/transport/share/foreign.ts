@@ -2,10 +2,11 @@
 // backend maps the whole guest memory and reads descriptors and buffers in place: zero
 // copies, and every page of the guest reachable from the backend.
 import type { UsedHandler } from "../../devices/types.ts";
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from "../../devices/types.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
 import { SideDeviceQueue } from "../device-queue.ts";
 import { GuestDriverQueue } from "../guest-queue.ts";
 import { splitQueue } from "../split-sides.ts";
+import { packedQueue } from "../packed-sides.ts";
 import { SharedDevice, type SharedDeviceConfig, type SharedQueue } from "./shared-device.ts";
 
 export type ForeignConfig = SharedDeviceConfig;
@@ -17,11 +18,13 @@ export class ForeignDevice extends SharedDevice {
   }
 
   protected get ringFeatures(): bigint {
-    return VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC;
+    return VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_RING_PACKED;
   }
 
   protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue {
-    const pair = splitQueue(this.memory, this.cfg.heap, size, this.eventIdx, this.indirect);
+    const pair = this.packed
+      ? packedQueue(this.memory, this.cfg.heap, size, this.eventIdx, this.indirect)
+      : splitQueue(this.memory, this.cfg.heap, size, this.eventIdx, this.indirect);
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify);
     // The device reads the guest's ring and buffers in place, through the foreign mapping.
     const device = new SideDeviceQueue(pair.device, new Uint8Array(this.memory.buffer), () => driver.interrupt());

@@ -237,7 +237,11 @@ export class GrantDevice extends SharedDevice {
     return this.dmas.reduce((n, d) => n + d.outstanding, 0);
   }
 
-  /** Indirect tables would need their own grants and maps; not offered (as virtio-grant backends commonly do not). */
+  /**
+   * Indirect tables would need their own grants and maps; not offered (as virtio-grant
+   * backends commonly do not). Packed rings are not offered either: grant handles in
+   * descriptors are implemented for split rings only.
+   */
   protected get ringFeatures(): bigint {
     return VIRTIO_F_EVENT_IDX;
   }
