@@ -58,6 +58,16 @@ function sizeOk(size: u32): bool {
 
 // ---- device side --------------------------------------------------------------------
 
+/** Buffer `k` of a popped chain into the out block (the caller checked k < size). */
+// @ts-ignore: decorator
+@inline function emit(out: u32, k: u32, addr: u32, len: u32, flags: u16): void {
+  const o = out + 8 + 16 * k;
+  store<u32>(o, addr);
+  store<u32>(o + 4, len);
+  store<u32>(o + 8, <u32>(flags & VIRTQ_DESC_F_WRITE));
+  store<u32>(o + 12, 0);
+}
+
 export function packedDeviceStateSize(size: u32): u32 {
   return 16 + 2 * size;
 }
@@ -130,12 +140,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
         sawWritable = sawWritable || w;
         total += <u64>elen;
         if (total > 0xffffffff) return ERR_LENGTH_OVERFLOW;
-        const o = out + 8 + 16 * count; // count < entries <= size
-        store<u32>(o, elo);
-        store<u32>(o + 4, elen);
-        store<u32>(o + 8, <u32>(ef & VIRTQ_DESC_F_WRITE));
-        store<u32>(o + 12, 0);
-        count++;
+        emit(out, count++, elo, elen, ef); // count < entries <= size
       }
       break;
     }
@@ -144,12 +149,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
     sawWritable = sawWritable || writable;
     total += <u64>len;
     if (total > 0xffffffff) return ERR_LENGTH_OVERFLOW;
-    const o = out + 8 + 16 * count; // count < descs <= size
-    store<u32>(o, lo);
-    store<u32>(o + 4, len);
-    store<u32>(o + 8, <u32>(flags & VIRTQ_DESC_F_WRITE));
-    store<u32>(o + 12, 0);
-    count++;
+    emit(out, count++, lo, len, flags); // count < descs <= size
     if ((flags & VIRTQ_DESC_F_NEXT) == 0) break;
   }
   // The buffer id (from the chain's last descriptor, as QEMU reads it) names the chain

@@ -8,7 +8,7 @@
 //   driver event suppression {le16 off_wrap, le16 flags}, device event suppression (same)
 import type { GuestHeap } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
-import { VRING_ERRORS, vringEngine, type SplitError, type VringEngine } from "./split-sides.ts";
+import { VRING_ERRORS, WasmDriverSide, vringEngine, type SplitError, type VringEngine } from "./split-sides.ts";
 
 /** Where a packed ring lives in memory. Sizes need not be powers of two. */
 export interface PackedLayout {
@@ -26,30 +26,17 @@ export function allocPacked(memory: WebAssembly.Memory, heap: GuestHeap, size: n
   return l;
 }
 
-/** Driver side over the driver's own memory. */
-class PackedDriver implements DriverSide {
-  readonly size: number;
-  private readonly engine: VringEngine;
-  private readonly u32: Uint32Array;
+/** Packed driver side over the driver's own memory (assembly/vring/packed.ts). */
+class PackedDriver extends WasmDriverSide {
   private readonly l: PackedLayout;
   private readonly eventIdx: number;
-  private readonly state: number;
-  private readonly bufs: number;
-  private readonly out: number;
-  private reclaiming = false;
-  private reclaimAgain = false;
   /** The device returned an id that was not outstanding: nothing more is reclaimed. */
   broken = false;
 
   constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: PackedLayout, eventIdx: boolean, inOrder: boolean) {
+    super(memory, heap, l.size, (e) => e.packedDriverStateSize(l.size));
     this.l = l;
-    this.size = l.size;
     this.eventIdx = eventIdx ? 1 : 0;
-    this.engine = vringEngine(memory);
-    this.u32 = new Uint32Array(memory.buffer);
-    this.state = heap.alloc(this.engine.packedDriverStateSize(l.size));
-    this.bufs = heap.alloc(12 * l.size);
-    this.out = heap.alloc(8 * l.size);
     if (this.engine.packedDriverInit(l.desc, l.driverEvent, l.size, this.state, this.eventIdx, inOrder ? 1 : 0) < 0) {
       throw new RangeError("bad packed ring geometry");
     }
@@ -59,46 +46,23 @@ class PackedDriver implements DriverSide {
     return this.engine.packedDriverFree(this.state);
   }
 
-  add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number {
-    if (n < 1 || n > this.size) return -1;
-    const w = this.bufs >>> 2; // page-aligned heap block
-    for (let i = 0; i < n; i++) {
-      this.u32[w + 3 * i] = gpa[i];
-      this.u32[w + 3 * i + 1] = len[i];
-      this.u32[w + 3 * i + 2] = flags[i] & 1; // grant handles are a split-ring feature here
-    }
-    return this.engine.packedAdd(this.l.desc, this.l.size, this.state, this.bufs, n, 0);
+  protected get flagMask(): number {
+    return 1; // grant handles are a split-ring feature here
+  }
+
+  protected addBufs(bufs: number, n: number): number {
+    return this.engine.packedAdd(this.l.desc, this.l.size, this.state, bufs, n, 0);
   }
 
   needsKick(): boolean {
     return this.engine.packedNeedKick(this.l.deviceEvent, this.l.size, this.state) === 1;
   }
 
-  reclaim(cb: (id: number, written: number) => void): number {
-    if (this.reclaiming) {
-      this.reclaimAgain = true; // a callback re-entered: the outer call goes again
-      return 0;
-    }
-    this.reclaiming = true;
-    let total = 0;
-    try {
-      do {
-        this.reclaimAgain = false;
-        if (this.broken) break;
-        const l = this.l;
-        const n = this.engine.packedReclaim(l.desc, l.driverEvent, l.size, this.state, this.eventIdx, this.out, l.size);
-        if (n < 0) {
-          this.broken = true;
-          break;
-        }
-        const w = this.out >>> 2;
-        for (let i = 0; i < n; i++) cb(this.u32[w + 2 * i], this.u32[w + 2 * i + 1]);
-        total += n;
-      } while (this.reclaimAgain);
-    } finally {
-      this.reclaiming = false;
-    }
-    return total;
+  protected reclaimInto(out: number, max: number): number {
+    if (this.broken) return -1;
+    const n = this.engine.packedReclaim(this.l.desc, this.l.driverEvent, this.l.size, this.state, this.eventIdx, out, max);
+    if (n < 0) this.broken = true;
+    return n;
   }
 }
 

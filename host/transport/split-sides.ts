@@ -60,51 +60,48 @@ export function allocSplit(memory: WebAssembly.Memory, heap: GuestHeap, size: nu
 }
 
 /**
- * Driver side, over the driver's own memory: descriptor allocation, publishing and
- * reclaiming run in Wasm (assembly/vring/driver.ts); this class owns the state block.
+ * What the split and packed driver sides share: buffers go to Wasm through a block of
+ * {le32 addr, le32 len, le32 flags}, used entries come back through a block of
+ * {le32 id, le32 written}, and reclaim is safe against a callback that re-enters it.
  */
-class SplitDriver implements DriverSide {
+export abstract class WasmDriverSide implements DriverSide {
   readonly size: number;
-  private readonly engine: VringEngine;
+  protected readonly engine: VringEngine;
+  protected readonly state: number;
   private readonly u32: Uint32Array;
-  private readonly l: SplitLayout;
-  private readonly eventIdx: number;
-  private readonly state: number;
   private readonly bufs: number;
   private readonly out: number;
   private reclaiming = false;
   private reclaimAgain = false;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean) {
-    this.l = l;
-    this.size = l.size;
-    this.eventIdx = eventIdx ? 1 : 0;
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, size: number, stateBytes: (e: VringEngine) => number) {
+    this.size = size;
     this.engine = vringEngine(memory);
     this.u32 = new Uint32Array(memory.buffer);
-    this.state = heap.alloc(this.engine.vringDriverStateSize(l.size));
-    this.bufs = heap.alloc(12 * l.size);
-    this.out = heap.alloc(8 * l.size);
-    if (this.engine.vringDriverInit(l.desc, l.avail, l.used, l.size, this.state) < 0) throw new RangeError("bad split ring geometry");
+    this.state = heap.alloc(stateBytes(this.engine));
+    this.bufs = heap.alloc(12 * size);
+    this.out = heap.alloc(8 * size);
   }
 
-  get freeDescriptors(): number {
-    return this.engine.vringDriverFree(this.state);
-  }
+  abstract get freeDescriptors(): number;
+  abstract needsKick(): boolean;
+  /** Adds the `n` buffers at `bufs`; the head / buffer id, or -1. */
+  protected abstract addBufs(bufs: number, n: number): number;
+  /** Writes up to `max` used entries to `out`; their number, or negative when the ring is broken. */
+  protected abstract reclaimInto(out: number, max: number): number;
+  /** Which flag bits this ring format carries (bit 0 writable, bit 1 grant handle). */
+  protected abstract get flagMask(): number;
 
   add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number {
     if (n < 1 || n > this.size) return -1;
     const w = this.bufs >>> 2; // page-aligned heap block
+    const mask = this.flagMask;
     for (let i = 0; i < n; i++) {
       this.u32[w + 3 * i] = gpa[i];
       this.u32[w + 3 * i + 1] = len[i];
-      this.u32[w + 3 * i + 2] = flags[i] & 3; // BUF_WRITABLE | BUF_GRANT_ADDR
+      this.u32[w + 3 * i + 2] = flags[i] & mask;
     }
-    const l = this.l;
-    return this.engine.vringAdd(l.desc, l.avail, l.used, l.size, this.state, this.bufs, n);
-  }
-
-  needsKick(): boolean {
-    return this.engine.vringNeedKick(this.l.used, this.l.size, this.state, this.eventIdx) === 1;
+    return this.addBufs(this.bufs, n);
   }
 
   reclaim(cb: (head: number, written: number) => void): number {
@@ -119,16 +116,54 @@ class SplitDriver implements DriverSide {
     try {
       do {
         this.reclaimAgain = false;
-        const l = this.l;
-        const n = this.engine.vringReclaim(l.desc, l.avail, l.used, l.size, this.state, this.eventIdx, this.out, l.size);
+        const n = this.reclaimInto(this.out, this.size);
+        if (n < 0) break;
         const w = this.out >>> 2;
         for (let i = 0; i < n; i++) cb(this.u32[w + 2 * i], this.u32[w + 2 * i + 1]);
-        total += Math.max(0, n);
+        total += n;
       } while (this.reclaimAgain);
     } finally {
       this.reclaiming = false;
     }
     return total;
+  }
+}
+
+/**
+ * Split driver side, over the driver's own memory: descriptor allocation, publishing and
+ * reclaiming run in Wasm (assembly/vring/driver.ts).
+ */
+class SplitDriver extends WasmDriverSide {
+  private readonly l: SplitLayout;
+  private readonly eventIdx: number;
+
+  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean) {
+    super(memory, heap, l.size, (e) => e.vringDriverStateSize(l.size));
+    this.l = l;
+    this.eventIdx = eventIdx ? 1 : 0;
+    if (this.engine.vringDriverInit(l.desc, l.avail, l.used, l.size, this.state) < 0) throw new RangeError("bad split ring geometry");
+  }
+
+  get freeDescriptors(): number {
+    return this.engine.vringDriverFree(this.state);
+  }
+
+  protected get flagMask(): number {
+    return 3; // BUF_WRITABLE | BUF_GRANT_ADDR
+  }
+
+  protected addBufs(bufs: number, n: number): number {
+    const l = this.l;
+    return this.engine.vringAdd(l.desc, l.avail, l.used, l.size, this.state, bufs, n);
+  }
+
+  needsKick(): boolean {
+    return this.engine.vringNeedKick(this.l.used, this.l.size, this.state, this.eventIdx) === 1;
+  }
+
+  protected reclaimInto(out: number, max: number): number {
+    const l = this.l;
+    return this.engine.vringReclaim(l.desc, l.avail, l.used, l.size, this.state, this.eventIdx, out, max);
   }
 }
 
