@@ -106,6 +106,23 @@ describe("grant transport (virtio-grant, Xen's grant tables)", () => {
     });
   }
 
+  it("a chain claiming more pages than any request is refused before any map (no map storm)", async () => {
+    const w = world("grant", new BlkModel({ image: new Uint8Array(1 << 20).fill(0x55) }));
+    const r = await rawBlkQueue(w);
+    expect(r.add()).toBe(true);
+    // The hostile guest grants 1500 more pages right after the chain's refs, so every page
+    // of an over-long buffer would map: only the bound stops the backend mapping them all.
+    expect(w.hv.grants.grantAccessSeq(w.guest, w.backend.domid, 300, 1500, false)).toBeGreaterThan(0);
+    w.dv.setUint32(r.desc + 16 + 8, 1500 * 4096, true); // the data buffer's len
+    const maps = w.hv.grants.exposedPages(w.backend.domid, w.guest.domid);
+    const t0 = performance.now();
+    r.q.kick();
+    expect(performance.now() - t0).toBeLessThan(50);
+    expect(r.used).toEqual([]);
+    expect(w.hv.grants.exposedPages(w.backend.domid, w.guest.domid)).toBe(maps); // nothing new mapped
+    expect(w.hv.audit.entries().some((e) => e.perm === "grant_map")).toBe(true);
+  });
+
   it("a raw guest-physical address (bit 63 clear) is refused before any access", async () => {
     const w = world("grant", new BlkModel({ image: new Uint8Array(1 << 20).fill(0x55) }));
     const r = await rawBlkQueue(w);

@@ -94,6 +94,8 @@ class BounceDma implements DmaOps {
   }
 
   map(gpa: number, len: number, writable: boolean): number {
+    // The driver's own buffer: outside its memory is its bug, refused like any failed mapping.
+    if (gpa < 0 || gpa + len > this.priv.length) return -1;
     const slot = this.pool.alloc(len);
     if (slot < 0) return -1;
     const at = this.pool.addr(slot);

@@ -11,7 +11,7 @@
 import type { DeviceChain, DeviceQueue, UsedHandler } from "../../devices/types.ts";
 import { VIRTIO_F_EVENT_IDX } from "../../devices/types.ts";
 import type { Domain } from "../../hypervisor/domain.ts";
-import { GNTST_busy, GNTST_okay, type GrantMapping, type GrantTables } from "../../hypervisor/grant.ts";
+import { GNTST_busy, GNTST_general_error, GNTST_okay, type GrantMapping, type GrantTables } from "../../hypervisor/grant.ts";
 import { PAGE_SIZE } from "../../hypervisor/layout.ts";
 import { GuestDriverQueue, type DmaOps } from "../guest-queue.ts";
 import type { DeviceSide } from "../queue-sides.ts";
@@ -29,6 +29,9 @@ export interface GrantConfig extends SharedDeviceConfig {
 }
 
 const pagesOf = (offset: number, len: number) => Math.max(1, Math.ceil((offset + len) / PAGE_SIZE));
+
+/** Most pages one chain may map (4 MiB + rings' worth: more than any device model takes in one request). */
+const MAX_CHAIN_PAGES = 1100;
 
 /** The guest's grant DMA layer: grants on map, ends access on completion (deferring busy refs, as Linux does). */
 class GrantDma implements DmaOps {
@@ -117,9 +120,16 @@ class GrantChain extends ChainStream {
     this.firstPage = new Uint32Array(size + 1);
   }
 
-  /** Maps every page of every buffer; returns a GNTST error (and unmaps what it mapped) on the first refusal. */
+  /**
+   * Maps every page of every buffer; returns a GNTST error (and unmaps what it mapped) on
+   * the first refusal. A chain may span at most MAX_CHAIN_PAGES pages: lengths come from
+   * the guest, and without the bound one descriptor of 4 GiB would cost a million map calls.
+   */
   mapAll(grants: GrantTables, backend: Domain, guestDomid: number): number {
     const b = this.buffers;
+    let total = 0;
+    for (let i = 0; i < b.count; i++) total += pagesOf(b.gpa[i] % PAGE_SIZE, b.len[i]);
+    if (total > MAX_CHAIN_PAGES) return GNTST_general_error;
     for (let i = 0; i < b.count; i++) {
       this.firstPage[i] = this.maps.length;
       const handle = b.gpa[i]; // ref << 12 | offset: from the driver, checked by map()
