@@ -11,7 +11,7 @@ import type { Domain } from "../hypervisor/domain.ts";
 import { GuestArgo, type GuestRing } from "../guest/argo-driver.ts";
 import { READ_EMPTY } from "../hypervisor/engine.ts";
 import { RING_EMPTY, RING_EXISTS, RING_SUFFICIENT } from "../hypervisor/layout.ts";
-import { ENOENT, EMSGSIZE } from "../hypervisor/errno.ts";
+import { ENOENT, EMSGSIZE, ENOMEM } from "../hypervisor/errno.ts";
 
 /** Largest message the shim stages for sendv or receives for recv (the sendv limit). */
 const MAX_MESSAGE = 256 * 1024;
@@ -49,11 +49,17 @@ function componentDir(): string {
 export function argoImports(domain: Domain, argo = new GuestArgo(domain)) {
   const rings = new Map<number, GuestRing>();
   let staging = -1;
+  // One staging area for every message, allocated on first use (the shim's only allocation).
   const stage = () => (staging >= 0 ? staging : (staging = argo.heap.alloc(MAX_MESSAGE)));
   const mem = () => new Uint8Array(domain.memory.buffer);
   return {
     registerRing(port: number, partner: number, dataBytes: number): Result<void> {
-      const r = argo.registerRing(port, partner, dataBytes);
+      let r: GuestRing | number;
+      try {
+        r = argo.registerRing(port, partner, dataBytes);
+      } catch {
+        return err(-ENOMEM); // the domain's memory cannot hold the ring the component asked for
+      }
       if (typeof r === "number") return err(r);
       rings.set(port, r);
       return ok(undefined);

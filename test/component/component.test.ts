@@ -6,8 +6,8 @@ import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { GuestArgo, type GuestRing } from "../../host/guest/argo-driver.ts";
 import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
-import { EACCES, ECONNREFUSED } from "../../host/hypervisor/errno.ts";
-import { runArgoGuest } from "../../host/component/guest.ts";
+import { EACCES, ECONNREFUSED, ENOMEM } from "../../host/hypervisor/errno.ts";
+import { argoImports, runArgoGuest } from "../../host/component/guest.ts";
 
 const POLICY = `
 domains: [guest_t, backend_t, stranger_t]
@@ -84,6 +84,14 @@ describe("component guest (wit/argo.wit through jco-transpile)", () => {
     guest.start(core.domid, 7000);
     const refused = (() => { try { guest.greet({ domid: stranger.domid, port: 1 }, 8, 0); } catch (e) { return e; } })();
     expect(refused === EACCES || refused === ECONNREFUSED).toBe(true);
+  });
+
+  it("a ring larger than the domain's memory is ENOMEM, not an exception in the host", async () => {
+    const { hv, core } = await world();
+    const tiny = hv.createDomain({ name: "tiny", label: "backend_t", memoryBytes: 1 << 20 });
+    const shim = argoImports(tiny);
+    expect(shim.registerRing(7000, core.domid, 2 << 20)).toEqual({ tag: "err", val: ENOMEM });
+    expect(shim.recv(7000)).toBeUndefined(); // no ring: nothing to read, no throw
   });
 
   it("never hands the component a view of domain memory: only copies cross", async () => {
