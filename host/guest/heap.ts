@@ -4,8 +4,14 @@
 // for drivers that allocate at setup and recycle buffers.
 import { PAGE_SIZE } from "../hypervisor/layout.ts";
 
-export class GuestHeap {
+/** What ring and queue code needs from an allocator: whole pages, by bytes. */
+export interface PageAllocator {
+  alloc(bytes: number): number;
+}
+
+export class GuestHeap implements PageAllocator {
   private next: number;
+  private readonly base: number;
   private readonly end: number;
   private readonly freePages = new Map<number, number[]>();
 
@@ -13,6 +19,7 @@ export class GuestHeap {
   constructor(size: number, base = PAGE_SIZE, end = size) {
     if (base % PAGE_SIZE !== 0 || end > size || base >= end) throw new RangeError(`bad heap range [${base}, ${end})`);
     this.next = base;
+    this.base = base;
     this.end = end;
   }
 
@@ -33,6 +40,13 @@ export class GuestHeap {
     list.push(gpa);
   }
 
+  /** Pages handed out and not returned. */
+  get usedPages(): number {
+    let free = 0;
+    for (const [n, list] of this.freePages) free += n * list.length;
+    return (this.next - this.base) / PAGE_SIZE - free;
+  }
+
   /** `bytes` bytes on whole pages. */
   alloc(bytes: number): number {
     return this.allocPages(Math.max(1, Math.ceil(bytes / PAGE_SIZE)));
@@ -45,5 +59,32 @@ export class GuestHeap {
 
   get bytesFree(): number {
     return this.end - this.next;
+  }
+}
+
+/**
+ * Allocations made for one purpose (a ring and its state blocks), returned to the heap
+ * together: a queue that is set up again or reset gives its pages back instead of leaking
+ * them for the life of the domain.
+ */
+export class HeapLease implements PageAllocator {
+  private readonly heap: GuestHeap;
+  private blocks: number[] = [];
+
+  constructor(heap: GuestHeap) {
+    this.heap = heap;
+  }
+
+  alloc(bytes: number): number {
+    const gpa = this.heap.alloc(bytes);
+    this.blocks.push(gpa, bytes);
+    return gpa;
+  }
+
+  /** Frees every block; later calls do nothing (never a double free). */
+  release(): void {
+    const b = this.blocks;
+    this.blocks = [];
+    for (let i = 0; i < b.length; i += 2) this.heap.free(b[i], b[i + 1]);
   }
 }

@@ -419,6 +419,8 @@ export class ArgoBackend {
     for (const req of this.pending.values()) this.outgoing.push({ req, written: 0, offset: 0, error: true });
     this.pending.clear();
     this.byHead.length = 0;
+    // The model dropped its chains (reset above): the shadow rings' pages can go back.
+    for (const s of this.shadows) s?.release();
     this.shadows = [];
     this.backlogs = [];
     this.flushOutgoing();

@@ -64,6 +64,7 @@ function newInFlight(): InFlight {
 interface QueueState {
   device: DeviceSide;
   driver: GuestDriverQueue;
+  release(): void;
 }
 
 interface PendingCall {
@@ -175,7 +176,9 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
     const pair = this.cfg.queues.guestPair(size, this.eventIdx, this.indirect, this.packed);
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));
-    this.queues[index] = { device: pair.device, driver };
+    // Set up again (after a reset): the old ring's pages go back to the guest's heap.
+    this.queues[index]?.release();
+    this.queues[index] = { device: pair.device, driver, release: pair.release };
     return driver;
   }
 

@@ -6,9 +6,9 @@
 //
 //   desc 16 B x size: {le64 addr, le32 len, le16 id, le16 flags (AVAIL 7, USED 15)}
 //   driver event suppression {le16 off_wrap, le16 flags}, device event suppression (same)
-import type { GuestHeap } from "../guest/heap.ts";
+import { HeapLease, type GuestHeap, type PageAllocator } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
-import { VRING_ERRORS, WasmDriverSide, vringEngine, type SplitError, type VringEngine } from "./split-sides.ts";
+import { VRING_ERRORS, WasmDriverSide, vringEngine, type QueuePair, type SplitError, type VringEngine } from "./split-sides.ts";
 
 /** Where a packed ring lives in memory. Sizes need not be powers of two. */
 export interface PackedLayout {
@@ -18,7 +18,7 @@ export interface PackedLayout {
   deviceEvent: number;
 }
 
-export function allocPacked(memory: WebAssembly.Memory, heap: GuestHeap, size: number): PackedLayout {
+export function allocPacked(memory: WebAssembly.Memory, heap: PageAllocator, size: number): PackedLayout {
   if (!Number.isInteger(size) || size < 1 || size > 32768) throw new RangeError(`packed queue size ${size} is not in 1..32768`);
   const events = heap.alloc(8);
   const l = { size, desc: heap.alloc(16 * size), driverEvent: events, deviceEvent: events + 4 };
@@ -33,7 +33,7 @@ class PackedDriver extends WasmDriverSide {
   /** The device returned an id that was not outstanding: nothing more is reclaimed. */
   broken = false;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: PackedLayout, eventIdx: boolean, inOrder: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: PageAllocator, l: PackedLayout, eventIdx: boolean, inOrder: boolean) {
     super(memory, heap, l.size, (e) => e.packedDriverStateSize(l.size));
     this.l = l;
     this.eventIdx = eventIdx ? 1 : 0;
@@ -77,7 +77,7 @@ class PackedDevice implements DeviceSide {
   private readonly state: number;
   private readonly out: number;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: PackedLayout, eventIdx: boolean, indirect: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: PageAllocator, l: PackedLayout, eventIdx: boolean, indirect: boolean) {
     this.l = l;
     this.size = l.size;
     this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0);
@@ -117,13 +117,15 @@ class PackedDevice implements DeviceSide {
 /** A packed ring of `size` entries allocated from `heap`, seen from both sides. */
 export function packedQueue(
   memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false, inOrder = false,
-): { driver: DriverSide & { broken: boolean }; device: DeviceSide; layout: PackedLayout } {
-  return packedQueueAt(memory, heap, allocPacked(memory, heap, size), eventIdx, indirect, inOrder);
+): QueuePair<PackedLayout> & { driver: DriverSide & { broken: boolean } } {
+  const lease = new HeapLease(heap);
+  const q = packedQueueAt(memory, lease, allocPacked(memory, lease, size), eventIdx, indirect, inOrder);
+  return { ...q, release: () => lease.release() };
 }
 
 /** Both sides of a packed ring already placed at `layout`; `heap` provides their state blocks. */
 export function packedQueueAt(
-  memory: WebAssembly.Memory, heap: GuestHeap, layout: PackedLayout, eventIdx = false, indirect = false, inOrder = false,
+  memory: WebAssembly.Memory, heap: PageAllocator, layout: PackedLayout, eventIdx = false, indirect = false, inOrder = false,
 ): { driver: DriverSide & { broken: boolean }; device: DeviceSide; layout: PackedLayout } {
   return { driver: new PackedDriver(memory, heap, layout, eventIdx, inOrder), device: new PackedDevice(memory, heap, layout, eventIdx, indirect), layout };
 }

@@ -4,7 +4,7 @@ import type { GuestHeap } from "../guest/heap.ts";
 import type { DeviceQueue } from "../devices/types.ts";
 import type { DeviceSide, DriverSide } from "./queue-sides.ts";
 import { SideDeviceQueue } from "./device-queue.ts";
-import { splitQueue } from "./split-sides.ts";
+import { splitQueue, type QueuePair } from "./split-sides.ts";
 import { packedQueue } from "./packed-sides.ts";
 
 /**
@@ -19,9 +19,13 @@ export class ShadowQueue {
   private readonly len = new Float64Array(2);
   private readonly writable = new Uint8Array(2);
 
-  constructor(driver: DriverSide, device: DeviceSide, mem: Uint8Array, onUsed: () => void) {
+  /** Gives the queue's pages back to the backend's heap (after a device reset). */
+  readonly release: () => void;
+
+  constructor(driver: DriverSide, device: DeviceSide, mem: Uint8Array, onUsed: () => void, release: () => void = () => {}) {
     this.driver = driver;
     this.deviceQueue = new SideDeviceQueue(device, mem, onUsed);
+    this.release = release;
   }
 
   get freeDescriptors(): number {
@@ -53,13 +57,13 @@ export class QueueFactory {
   }
 
   /** A vring of `size` entries in this memory (split, or packed), with its driver and device sides. */
-  guestPair(size: number, eventIdx = false, indirect = false, packed = false): { driver: DriverSide; device: DeviceSide } {
+  guestPair(size: number, eventIdx = false, indirect = false, packed = false): QueuePair<unknown> {
     return packed ? packedQueue(this.memory, this.heap, size, eventIdx, indirect) : splitQueue(this.memory, this.heap, size, eventIdx, indirect);
   }
 
   /** A shadow queue; `onUsed` runs when the device model signals used buffers. */
   shadow(size: number, onUsed: () => void): ShadowQueue {
-    const { driver, device } = splitQueue(this.memory, this.heap, size);
-    return new ShadowQueue(driver, device, new Uint8Array(this.memory.buffer), onUsed);
+    const { driver, device, release } = splitQueue(this.memory, this.heap, size);
+    return new ShadowQueue(driver, device, new Uint8Array(this.memory.buffer), onUsed, release);
   }
 }

@@ -13,7 +13,7 @@
 //   used  6 + 8 x size: {le16 flags, le16 idx, {le32 id, le32 len}[size], le16 avail_event}
 // With VIRTIO_F_EVENT_IDX (2.7.10) each side publishes how far the other may go before it
 // wants a notification (used_event / avail_event) and notifications follow vring_need_event.
-import type { GuestHeap } from "../guest/heap.ts";
+import { HeapLease, type GuestHeap, type PageAllocator } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
 import { instantiate } from "../wasm.ts";
 
@@ -49,7 +49,7 @@ export function vringLayout(base: number, size: number, align: number): SplitLay
   return { size, desc: base, avail, used, bytes: used - base + 6 + 8 * size };
 }
 
-export function allocSplit(memory: WebAssembly.Memory, heap: GuestHeap, size: number): SplitLayout {
+export function allocSplit(memory: WebAssembly.Memory, heap: PageAllocator, size: number): SplitLayout {
   if (size < 1 || size > 32768 || (size & (size - 1)) !== 0) throw new RangeError(`queue size ${size} is not a power of two <= 32768`);
   const l = { size, desc: heap.alloc(16 * size), avail: heap.alloc(6 + 2 * size), used: heap.alloc(6 + 8 * size) };
   // Pages may be recycled: a ring starts with every index and event field at zero.
@@ -74,7 +74,7 @@ export abstract class WasmDriverSide implements DriverSide {
   private reclaiming = false;
   private reclaimAgain = false;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, size: number, stateBytes: (e: VringEngine) => number) {
+  constructor(memory: WebAssembly.Memory, heap: PageAllocator, size: number, stateBytes: (e: VringEngine) => number) {
     this.size = size;
     this.engine = vringEngine(memory);
     this.u32 = new Uint32Array(memory.buffer);
@@ -137,7 +137,7 @@ class SplitDriver extends WasmDriverSide {
   private readonly l: SplitLayout;
   private readonly eventIdx: number;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: PageAllocator, l: SplitLayout, eventIdx: boolean) {
     super(memory, heap, l.size, (e) => e.vringDriverStateSize(l.size));
     this.l = l;
     this.eventIdx = eventIdx ? 1 : 0;
@@ -230,7 +230,7 @@ class SplitDevice implements DeviceSide {
   /** used idx at the last interrupt decision (EVENT_IDX). */
   private signalledAt = 0;
 
-  constructor(memory: WebAssembly.Memory, heap: GuestHeap, l: SplitLayout, eventIdx: boolean, indirect: boolean, grantAddr: boolean) {
+  constructor(memory: WebAssembly.Memory, heap: PageAllocator, l: SplitLayout, eventIdx: boolean, indirect: boolean, grantAddr: boolean) {
     this.l = l;
     this.size = l.size;
     this.eventIdx = eventIdx;
@@ -272,11 +272,21 @@ class SplitDevice implements DeviceSide {
   }
 }
 
+/** A queue's two sides, and how to give its memory back (after the driver set it up again or reset it). */
+export interface QueuePair<L> {
+  driver: DriverSide;
+  device: DeviceSide;
+  layout: L;
+  release(): void;
+}
+
 /** A split ring of `size` entries allocated from `heap`, seen from both sides. */
 export function splitQueue(
   memory: WebAssembly.Memory, heap: GuestHeap, size: number, eventIdx = false, indirect = false, grantAddr = false,
-): { driver: DriverSide; device: DeviceSide; layout: SplitLayout } {
-  return splitQueueAt(memory, heap, allocSplit(memory, heap, size), eventIdx, indirect, grantAddr);
+): QueuePair<SplitLayout> {
+  const lease = new HeapLease(heap);
+  const q = splitQueueAt(memory, lease, allocSplit(memory, lease, size), eventIdx, indirect, grantAddr);
+  return { ...q, release: () => lease.release() };
 }
 
 /**
@@ -284,7 +294,7 @@ export function splitQueue(
  * guest said it put its ring): `heap` only provides the sides' small state blocks.
  */
 export function splitQueueAt(
-  memory: WebAssembly.Memory, heap: GuestHeap, layout: SplitLayout, eventIdx = false, indirect = false, grantAddr = false,
+  memory: WebAssembly.Memory, heap: PageAllocator, layout: SplitLayout, eventIdx = false, indirect = false, grantAddr = false,
 ): { driver: DriverSide; device: DeviceSide; layout: SplitLayout } {
   return {
     driver: new SplitDriver(memory, heap, layout, eventIdx),

@@ -193,6 +193,28 @@ describe.each(["argo", "foreign", "bounce"] as const)("packed virtqueues over %s
   });
 });
 
+describe.each(TRANSPORTS)("queue memory over %s", (transport) => {
+  it("a driver that resets and sets its queue up 50 times uses no more guest (or backend) pages than once", async () => {
+    const w = boot(transport);
+    const dev = w.dev("rng");
+    const guestHeap = w.ts.kernel(w.g1).heap;
+    const backendHeap = w.ts.kernel(w.be).heap;
+    const cycle = async () => {
+      const rng = new RngDriver(dev, { queueSize: 64 });
+      await drive(rng.init());
+      expect((await drive(rng.read(16)))!.length).toBe(16);
+      await drive(dev.reset());
+    };
+    await cycle();
+    await cycle(); // the first set-up's pages are back: steady state from here
+    const guestPages = guestHeap.usedPages;
+    const backendPages = backendHeap.usedPages;
+    for (let i = 0; i < 50; i++) await cycle();
+    expect(guestHeap.usedPages).toBeLessThanOrEqual(guestPages);
+    expect(backendHeap.usedPages).toBeLessThanOrEqual(backendPages);
+  });
+});
+
 describe("blk on a file", () => {
   it("reads and writes a disk image file (in the OS temp dir, never the repo)", async () => {
     const { mkdtempSync, writeFileSync, readFileSync, rmSync } = await import("node:fs");

@@ -185,6 +185,13 @@ export class BounceDevice extends SharedDevice {
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify, dma);
     // The backend sees only the shared region: rings and slots, in place.
     const device = new SideDeviceQueue(pair.device, new Uint8Array(this.shared.buffer), () => driver.interrupt());
-    return { driver, device, release: () => dma.release() };
+    return {
+      driver, device,
+      release: () => {
+        dma.release();
+        pair.release();
+        this.dmas.splice(this.dmas.indexOf(dma), 1);
+      },
+    };
   }
 }

@@ -28,6 +28,6 @@ export class ForeignDevice extends SharedDevice {
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify);
     // The device reads the guest's ring and buffers in place, through the foreign mapping.
     const device = new SideDeviceQueue(pair.device, new Uint8Array(this.memory.buffer), () => driver.interrupt());
-    return { driver, device };
+    return { driver, device, release: pair.release };
   }
 }

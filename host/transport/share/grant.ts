@@ -288,6 +288,7 @@ export class GrantDevice extends SharedDevice {
         for (const m of ringMaps) grants.unmap(backend, m.handle);
         for (const ref of ringRefs) grants.endAccess(guest, ref);
         this.dmas.splice(this.dmas.indexOf(dma), 1);
+        pair.release();
       },
     };
   }
