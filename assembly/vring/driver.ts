@@ -9,7 +9,7 @@
 // that is not an outstanding head is skipped), so a lying device cannot corrupt the free
 // list through it. Links are masked to the ring size, so even a scribbled descriptor
 // table keeps every access inside the table.
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent } from "./split";
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, fits, vringNeedEvent } from "./split";
 
 /** vringAdd buffer flags: device-writable; address is a grant DMA handle (bit 63 set, as xen/grant-dma-ops.c). */
 const BUF_WRITABLE: u32 = 1;
@@ -26,11 +26,6 @@ const ST_CHAIN_LEN: u32 = 12;
 /** Bytes of the state block for a queue of `size`. */
 export function vringDriverStateSize(size: u32): u32 {
   return ST_CHAIN_LEN + 2 * size;
-}
-
-// @ts-ignore: decorator
-@inline function fits(at: u32, bytes: u64): bool {
-  return <u64>at + bytes <= (<u64>memory.size() << 16);
 }
 
 function driverOk(desc: u32, avail: u32, used: u32, size: u32, state: u32): bool {

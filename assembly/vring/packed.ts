@@ -21,7 +21,7 @@
 import {
   ERR_ADDRESS_OUT_OF_RANGE, ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_INDEX_OUT_OF_RANGE, ERR_INDIRECT_IN_INDIRECT,
   ERR_INDIRECT_NOT_SUPPORTED, ERR_INVALID_INDIRECT_LENGTH, ERR_LENGTH_OVERFLOW, ERR_READABLE_AFTER_WRITABLE,
-  FEATURE_EVENT_IDX, FEATURE_INDIRECT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, vringNeedEvent,
+  FEATURE_EVENT_IDX, FEATURE_INDIRECT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, fits, vringNeedEvent,
 } from "./split";
 
 /** A chain's later descriptor is not available yet: the driver published a head before its tail. */
@@ -34,11 +34,6 @@ const EVENT_DISABLE: u16 = 1;
 const EVENT_DESC: u16 = 2;
 /** Driver-side buffer flags (as vringAdd takes them). */
 const BUF_WRITABLE: u32 = 1;
-
-// @ts-ignore: decorator
-@inline function fits(at: u32, bytes: u64): bool {
-  return <u64>at + bytes <= (<u64>memory.size() << 16);
-}
 
 function sizeOk(size: u32): bool {
   return size >= 1 && size <= 32768;

@@ -47,6 +47,12 @@ const MAX_INDIRECT: u32 = 32768;
   return <u64>memory.size() << 16;
 }
 
+/** Does [at, at + bytes) lie inside memory? (64-bit sum: no wrap.) Shared by every ring module. */
+// @ts-ignore: decorator
+@inline export function fits(at: u32, bytes: u64): bool {
+  return <u64>at + bytes <= memoryBytes();
+}
+
 /** The ring areas, the out block and the size must be sane before anything is read. */
 function queueOk(desc: u32, avail: u32, used: u32, size: u32, out: u32): bool {
   if (size == 0 || size > 32768 || (size & (size - 1)) != 0) return false;

@@ -8,7 +8,7 @@
 //   driver event suppression {le16 off_wrap, le16 flags}, device event suppression (same)
 import { HeapLease, type GuestHeap, type PageAllocator } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
-import { VRING_ERRORS, WasmDriverSide, vringEngine, type QueuePair, type SplitError, type VringEngine } from "./split-sides.ts";
+import { WasmDriverSide, takeChain, vringEngine, type QueuePair, type SplitError, type VringEngine } from "./split-sides.ts";
 
 /** Where a packed ring lives in memory. Sizes need not be powers of two. */
 export interface PackedLayout {
@@ -91,18 +91,7 @@ class PackedDevice implements DeviceSide {
   pop(out: ChainBuffers): number {
     if (this.error) return -1;
     const n = this.engine.packedPop(this.l.desc, this.l.deviceEvent, this.l.size, this.state, this.features, this.out);
-    if (n === 0) return 0;
-    if (n < 0) {
-      this.error = VRING_ERRORS[n] ?? "BadQueue"; // NEEDS_RESET: nothing more is popped
-      return -1;
-    }
-    const w = this.out >>> 2;
-    out.reset(this.u32[w]);
-    for (let i = 0; i < n; i++) {
-      const e = w + 2 + 4 * i;
-      out.push(this.u32[e], this.u32[e + 1], (this.u32[e + 2] & 2) !== 0);
-    }
-    return 1;
+    return takeChain(this, n, this.u32, this.out, out);
   }
 
   push(id: number, written: number): void {

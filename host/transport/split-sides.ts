@@ -201,6 +201,26 @@ export const VRING_ERRORS: Record<number, SplitError> = {
   [-9]: "IndirectInIndirect", [-10]: "InvalidIndirectLength", [-11]: "ChainTooLong", [-12]: "IncompleteChain",
 };
 
+/**
+ * The result of a Wasm pop (`n` buffers, or a negative code) into `out`: 1 when a chain was
+ * popped, 0 when none, -1 (and `side.error` set: NEEDS_RESET) when the ring is broken. The
+ * out block is {le32 head, le32 count, then {addr, len, flags, 0} per buffer}.
+ */
+export function takeChain(side: { error: SplitError | null }, n: number, u32: Uint32Array, outBlock: number, out: ChainBuffers): number {
+  if (n === 0) return 0;
+  if (n < 0) {
+    side.error = VRING_ERRORS[n] ?? "BadQueue";
+    return -1;
+  }
+  const w = outBlock >>> 2; // heap allocations are page-aligned
+  out.reset(u32[w]);
+  for (let i = 0; i < n; i++) {
+    const e = w + 2 + 4 * i;
+    out.push(u32[e], u32[e + 1], (u32[e + 2] & VIRTQ_DESC_F_WRITE) !== 0);
+  }
+  return 1;
+}
+
 const engines = new WeakMap<WebAssembly.Memory, VringEngine>();
 
 /** build/vring.wasm instantiated once per memory. */
@@ -244,19 +264,8 @@ class SplitDevice implements DeviceSide {
     if (this.error) return -1;
     const l = this.l;
     const n = this.engine.vringPop(l.desc, l.avail, l.used, l.size, this.lastAvail, this.features, this.out);
-    if (n === 0) return 0;
-    if (n < 0) {
-      this.error = VRING_ERRORS[n] ?? "BadQueue"; // NEEDS_RESET: nothing more is popped
-      return -1;
-    }
-    this.lastAvail = (this.lastAvail + 1) & 0xffff;
-    const w = this.out >>> 2; // heap allocations are page-aligned
-    out.reset(this.u32[w]);
-    for (let i = 0; i < n; i++) {
-      const e = w + 2 + 4 * i;
-      out.push(this.u32[e], this.u32[e + 1], (this.u32[e + 2] & VIRTQ_DESC_F_WRITE) !== 0);
-    }
-    return 1;
+    if (n > 0) this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    return takeChain(this, n, this.u32, this.out, out);
   }
 
   push(head: number, written: number): void {
