@@ -214,11 +214,10 @@ export class Vmm {
     const g = this.guest(pair.frontend);
     const devNum = pair.entry.devNum;
     if (g.hotplug) {
-      const seen = new Promise<void>((resolve) => g.transport.onDevice((ev, fe) => ev === "ready" && fe.entry.devNum === devNum && resolve()));
       const rc = this.toolstack.announce(pair);
       if (rc < 0) throw new HotplugUnavailable(`hotplug announcement to d${pair.frontend.domid} failed: ${errnoName(rc)}`);
-      // The bus is drained on the guest's VIRQ: a microtask or two away.
-      for (let i = 0; i < 1000 && !g.transport.devices.has(devNum); i++) await Promise.race([seen, new Promise((r) => setImmediate(r))]);
+      // The bus is drained on the guest's VIRQ, a microtask or two away; bounded wait.
+      for (let i = 0; i < 1000 && !g.transport.devices.has(devNum); i++) await new Promise((r) => setImmediate(r));
     } else {
       this.toolstack.writeDeviceTable(pair.frontend);
       const r = g.transport.probe();
