@@ -47,6 +47,18 @@ describe("virtio-argo bench --quick (what npm run bench -- --quick runs)", () =>
       for (const id of ["read", "write", "latency"]) expect(html).toContain(`<canvas id="${id}"`);
       expect(html).toContain('type: "logarithmic"');
       expect(html).toContain('"label":"argo"');
+      // The page's own chart script, run against a stand-in Chart: three log-log charts,
+      // one dataset per transport (plus the memcpy limit on the throughput charts).
+      const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
+      const made: Array<{ id: string; labels: string[]; x: string; y: string }> = [];
+      const stub = function (el: { id: string }, cfg: { data: { datasets: Array<{ label: string }> }; options: { scales: { x: { type: string }; y: { type: string } } } }) {
+        made.push({ id: el.id, labels: cfg.data.datasets.map((d) => d.label), x: cfg.options.scales.x.type, y: cfg.options.scales.y.type });
+      };
+      new Function("Chart", "document", scripts[scripts.length - 1])(stub, { getElementById: (id: string) => ({ id }) });
+      expect(made.map((c) => c.id)).toEqual(["read", "write", "latency"]);
+      expect(made[0].labels).toEqual(["argo", "grant", "foreign", "bounce", "memcpy limit"]);
+      expect(made.every((c) => c.x === "logarithmic" && c.y === "logarithmic")).toBe(true);
+      expect(() => new Function(scripts[0])).not.toThrow(); // chart.js itself parses
     } finally {
       log.mockRestore();
       err.mockRestore();
