@@ -1,5 +1,5 @@
 // Package entry of virtio-argo (`import ... from "virtio-argo"`). Re-exports only.
-export { Hypervisor, type HypervisorOptions, type HypervisorEvents, type RingRevokedEvent } from "./hypervisor/hypervisor.ts";
+export { Hypervisor, type HypervisorOptions, type HypervisorEvents, type RingRevokedEvent, type VirqHandlerErrorEvent } from "./hypervisor/hypervisor.ts";
 export { Virq, type VirqHandler } from "./hypervisor/virq.ts";
 export { Domain, type DomainConfig } from "./hypervisor/domain.ts";
 export type { DomainArgo, ArgoAddr, RingSpec, Iov, NotifyQuery, NotifyResult } from "./hypervisor/argo-api.ts";

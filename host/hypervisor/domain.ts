@@ -30,7 +30,8 @@ export class Domain {
   readonly engine: ArgoEngine;
   /** Typed wrapper over the Argo hypercall for TypeScript callers. */
   readonly argo: DomainArgo;
-  readonly virq = new Virq();
+  /** VIRQ_ARGO; what its handlers throw is caught and reported as the hypervisor's virqHandlerError. */
+  readonly virq: Virq;
   /** The trap gate to the hypervisor: a JS private field, so guest code holding this handle cannot reach the hypervisor's state (or other domains) through it. */
   readonly #hv: Hypervisor;
   private alive = true;
@@ -44,6 +45,7 @@ export class Domain {
     this.mem = new GuestMemory(config.memoryBytes);
     this.engine = argoEngine(this.mem.memory);
     this.argo = new DomainArgo(hv, this);
+    this.virq = new Virq((error) => hv.virqHandlerFailed(this, error));
   }
 
   /** This domain's own guest-physical memory. */

@@ -34,8 +34,16 @@ export interface RingRevokedEvent {
   reason: "policy" | "partner-destroyed";
 }
 
+/** A VIRQ handler of one domain threw: caught, counted on `domain.virq.handlerErrors`, reported here. */
+export interface VirqHandlerErrorEvent {
+  domid: number;
+  name: string;
+  error: unknown;
+}
+
 export interface HypervisorEvents {
   ringRevoked: [RingRevokedEvent];
+  virqHandlerError: [VirqHandlerErrorEvent];
   domainDestroyed: [{ domid: number; name: string }];
 }
 
@@ -180,6 +188,20 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
           sender?.raiseVirq(); // it retries and learns its fate from sendv
         }
       }
+    }
+  }
+
+  /**
+   * @internal A handler on `d`'s VIRQ threw (Virq caught it). Reported as a
+   * virqHandlerError event; with nobody listening, the first failure of each domain is
+   * logged so it is not lost, and the rest are only counted.
+   */
+  virqHandlerFailed(d: Domain, error: unknown): void {
+    if (this.listenerCount("virqHandlerError") > 0) {
+      this.emit("virqHandlerError", { domid: d.domid, name: d.name, error });
+    } else if (d.virq.handlerErrors === 1) {
+      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      console.error(`virtio-argo: a VIRQ handler of d${d.domid} (${d.name}) threw, caught and counted (virq.handlerErrors): ${what}`);
     }
   }
 

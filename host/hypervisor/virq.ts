@@ -1,24 +1,55 @@
 // VIRQ_ARGO delivery for one domain: a pending bit that coalesces signals, delivered to
 // callbacks from a microtask (never inside the hypercall that raised it, so a handler
 // can make hypercalls) or taken by polling.
+//
+// Isolation: a handler is guest-side code (a frontend, a backend, a driver) run on
+// behalf of one domain. Whatever it throws is caught here, counted on this domain and
+// handed to `onError`; it never reaches the other handlers, another domain's delivery
+// or the process (an exception escaping a microtask would end Node, and every domain
+// with it).
 
 export type VirqHandler = () => void;
+
+/** Receives what a handler threw; must not throw itself (a throw from it is dropped). */
+export type VirqErrorSink = (error: unknown) => void;
 
 export class Virq {
   /** Signals raised, coalesced or not (for observability and tests). */
   raised = 0;
   /** Deliveries made (callback runs or successful polls). */
   delivered = 0;
+  /** Handler runs that threw: each was caught, reported and the others still ran. */
+  handlerErrors = 0;
   private pending = false;
   private scheduled = false;
-  private readonly handlers: VirqHandler[] = [];
+  /**
+   * Copy-on-write: on() and the remover replace the array, so a delivery iterates the
+   * array it started with without copying it per signal. A handler added during a
+   * delivery runs from the next one; one removed during it still runs in this one.
+   */
+  private handlers: readonly VirqHandler[] = [];
   private readonly deliver = (): void => {
     this.scheduled = false;
-    if (!this.pending || this.handlers.length === 0) return;
+    const hs = this.handlers;
+    if (!this.pending || hs.length === 0) return;
     this.pending = false;
     this.delivered++;
-    for (const h of [...this.handlers]) h();
+    for (let i = 0; i < hs.length; i++) {
+      try {
+        hs[i]();
+      } catch (e) {
+        this.handlerErrors++;
+        try {
+          this.onError(e);
+        } catch {
+          // The sink is the VMM's; its own failure must not undo the isolation.
+        }
+      }
+    }
   };
+
+  /** `onError` receives each exception a handler throws (default: dropped after counting). */
+  constructor(private readonly onError: VirqErrorSink = () => {}) {}
 
   raise(): void {
     this.raised++;
@@ -39,14 +70,17 @@ export class Virq {
 
   /** Registers a handler; returns a function that removes it. */
   on(handler: VirqHandler): () => void {
-    this.handlers.push(handler);
+    this.handlers = [...this.handlers, handler];
     if (this.pending && !this.scheduled) {
       this.scheduled = true;
       queueMicrotask(this.deliver);
     }
+    let removed = false;
     return () => {
+      if (removed) return;
+      removed = true;
       const i = this.handlers.indexOf(handler);
-      if (i >= 0) this.handlers.splice(i, 1);
+      if (i >= 0) this.handlers = [...this.handlers.slice(0, i), ...this.handlers.slice(i + 1)];
     };
   }
 }
