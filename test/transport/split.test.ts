@@ -1,14 +1,14 @@
 // The transport's split rings against Linux's own definitions, and hostile rings.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { runOracle } from "../oracle/compile.ts";
+import { oracleOutput } from "../oracle/compile.ts";
 import { vringNeedEvent, splitQueue } from "../../host/transport/split-sides.ts";
 import { ChainBuffers } from "../../host/transport/queue-sides.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";
 import { instantiate } from "../../host/wasm.ts";
 
 describe("split ring vs linux/virtio_ring.h", () => {
-  const out = runOracle("vring_event").trim().split("\n");
+  const out = oracleOutput("vring_event").trim().split("\n");
   it("vring_need_event agrees for every index triple (TypeScript driver side and Wasm device side)", () => {
     const wasm = instantiate<{ vringNeedEvent(e: number, n: number, o: number): number }>("vring", new WebAssembly.Memory({ initial: 1, maximum: 1 }));
     let n = 0;

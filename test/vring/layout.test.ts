@@ -1,14 +1,15 @@
 // Ring layouts and constants against the real linux/virtio_ring.h (linux-libc-dev), through
-// a C oracle: vring_init / vring_size for many sizes and alignments, and the packed ring's
+// a C oracle's committed output (test/oracle/expected/, checked against the header where it is
+// installed): vring_init / vring_size for many sizes and alignments, and the packed ring's
 // descriptor and event structures used through our Wasm on bytes placed at Linux's offsets.
 import { describe, expect, it } from "vitest";
-import { runOracle, parseKeyValues } from "../oracle/compile.ts";
+import { oracleOutput, parseKeyValues } from "../oracle/compile.ts";
 import { splitQueueAt, vringLayout } from "../../host/transport/split-sides.ts";
 import { packedQueue } from "../../host/transport/packed-sides.ts";
 import { ChainBuffers } from "../../host/transport/queue-sides.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";
 
-const out = runOracle("vring_layout");
+const out = oracleOutput("vring_layout");
 const k = parseKeyValues(out);
 const get = (name: string) => {
   const v = k.get(name);
