@@ -69,6 +69,13 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
    */
   readonly #argo: Array<ArgoState | undefined> = [];
   private nextDomid = FIRST_DOMID;
+  /**
+   * Senders refused by a rate limit (-EAGAIN), by domid: one timer each (coalesced: a
+   * second refusal keeps the earlier deadline), raising VIRQ_ARGO on the sender once a
+   * token is back. unref'd, so a waiting sender never keeps Node alive; cleared when the
+   * domain is destroyed or a reload refills the buckets.
+   */
+  private readonly rateWakeups = new Map<number, { timer: ReturnType<typeof setTimeout>; due: number; d: Domain }>();
   private readonly engineMac: Mac;
 
   constructor(options: HypervisorOptions) {
@@ -137,6 +144,8 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     if (!d) return false;
     const removed = argoDestroy(this, d);
     this.domains.delete(domid);
+    this.cancelRateWakeup(domid);
+    this.engineMac.forgetDomain(domid);
     this.grants.destroy(domid);
     d.markDestroyed();
     for (const ring of removed) {
@@ -155,6 +164,11 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
    */
   loadPolicy(policy: Policy): void {
     this.engineMac.load(policy);
+    // The reload refilled every bucket: rate-limited senders may retry now.
+    for (const [domid, w] of [...this.rateWakeups]) {
+      this.cancelRateWakeup(domid);
+      w.d.raiseVirq();
+    }
     for (const d of this.domains.values()) {
       const allowed = this.engineMac.argoEnable(d) === 0;
       if (!allowed) {
@@ -189,6 +203,39 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
         }
       }
     }
+  }
+
+  /**
+   * @internal sendv was refused by the pair's rate limit (-EAGAIN, just returned by the
+   * MAC): in Xen every -EAGAIN from sendv comes with a later wakeup, so raise VIRQ_ARGO
+   * on the sender when the bucket holds a token again. One timer per sender, at the
+   * earliest deadline asked for; the sender retries and, if another pair still refuses
+   * it, asks again.
+   */
+  rateLimited(d: Domain): void {
+    const wait = Math.ceil(this.engineMac.rateRefillMs()) + 1;
+    const due = performance.now() + wait;
+    const cur = this.rateWakeups.get(d.domid);
+    if (cur && cur.due <= due) return;
+    if (cur) clearTimeout(cur.timer);
+    const timer = setTimeout(() => {
+      this.rateWakeups.delete(d.domid);
+      d.raiseVirq(); // a no-op once d is destroyed
+    }, wait);
+    timer.unref();
+    this.rateWakeups.set(d.domid, { timer, due, d });
+  }
+
+  /** @internal rate wakeups not yet fired (for tests). */
+  get pendingRateWakeups(): number {
+    return this.rateWakeups.size;
+  }
+
+  private cancelRateWakeup(domid: number): void {
+    const w = this.rateWakeups.get(domid);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.rateWakeups.delete(domid);
   }
 
   /**

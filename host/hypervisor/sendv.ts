@@ -42,7 +42,8 @@ export function findRingByMatch(dstState: ArgoState, aport: number, senderId: nu
 
 /**
  * sendv. Returns the payload length sent or a negative errno. On -EAGAIN the sender is
- * queued for a space notification; on success VIRQ_ARGO is raised on the destination.
+ * queued for a wakeup: a space notification (full ring) or a timer (rate limit, until
+ * the pair's bucket refills). On success VIRQ_ARGO is raised on the destination.
  */
 export function sendv(
   hv: Hypervisor, src: Domain,
@@ -62,7 +63,12 @@ export function sendv(
   const len = iovCount(s, niov);
   // XSM hook send(sender, receiver) before any state is touched or revealed.
   const denied = hv.mac.send(src, dst, len < 0 ? 0 : len);
-  if (denied) return denied;
+  if (denied) {
+    // -EAGAIN from the MAC is the rate limit: queue the sender's wakeup, as a full ring
+    // queues a pending-space entry, so a sender that waits for VIRQ_ARGO never stalls.
+    if (denied === -EAGAIN) hv.rateLimited(src);
+    return denied;
+  }
   if (!hv.argoOf(src)) return -ENODEV;
   const dstState = hv.argoOf(dst);
   if (!dstState) return -ECONNREFUSED;

@@ -166,6 +166,16 @@ export class Mac {
     return this.check(AV_SEND, sender, receiver, payloadLen, true);
   }
 
+  /** After send() returned -EAGAIN (rate limit): milliseconds until that pair's bucket holds a token. */
+  rateRefillMs(): number {
+    return this.rates.lastRefillMs;
+  }
+
+  /** Forgets the rate buckets of a destroyed domain (its domid may later name another domain). */
+  forgetDomain(domid: number): void {
+    this.rates.forget(domid);
+  }
+
   /**
    * xsm_argo_send as a question only (notify's ring queries, revocation on reload):
    * the permission, without size or rate limits and without spending a token.

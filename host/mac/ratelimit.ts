@@ -27,11 +27,22 @@ export class TokenBucket {
     this.tokens -= 1;
     return true;
   }
+
+  /** Milliseconds from the last take() until one whole token is back (0 if there is one). */
+  refillMs(): number {
+    return this.tokens >= 1 ? 0 : ((1 - this.tokens) * 1000) / this.rate.messagesPerSecond;
+  }
 }
 
 /** Buckets keyed by sender and receiver domid (both < 0x10000: Xen domids are 16 bits). */
 export class RateLimiter {
   private readonly buckets = new Map<number, TokenBucket>();
+  /**
+   * After a refused take(): milliseconds until that bucket holds a token again. Read by
+   * the hypervisor right after a -EAGAIN so it can schedule the sender's wakeup (Xen
+   * pairs every -EAGAIN from sendv with a later VIRQ; a rate refusal must too).
+   */
+  lastRefillMs = 0;
 
   /** True when `src` may send one more message to `dst` under `rate` at time `now` (ms). */
   take(srcDomid: number, dstDomid: number, rate: RateLimit, now: number): boolean {
@@ -41,7 +52,19 @@ export class RateLimiter {
       b = new TokenBucket(rate, now);
       this.buckets.set(key, b);
     }
-    return b.take(now);
+    if (b.take(now)) return true;
+    this.lastRefillMs = b.refillMs();
+    return false;
+  }
+
+  /**
+   * Drops every bucket naming this domid, as sender or receiver: called when the domain
+   * is destroyed, so a later domain given the same id starts with its own full budget.
+   */
+  forget(domid: number): void {
+    for (const key of this.buckets.keys()) {
+      if (Math.floor(key / 0x10000) === domid || key % 0x10000 === domid) this.buckets.delete(key);
+    }
   }
 
   /** Drops every bucket: a new policy starts with full buckets at its own rates. */
