@@ -32,11 +32,29 @@ export class GuestDriverQueue implements DriverQueue {
   private readonly len: Float64Array;
   private readonly writable: Uint8Array;
   private readonly dma: DmaOps | null;
-  private readonly deliver = (head: number, written: number): void => {
+  /**
+   * The batch of completions being delivered: token, written and failed per entry, taken
+   * before any driver callback runs. A reclaim frees every chain of its batch at once, so
+   * a callback that adds a buffer (a console reposting its receive buffer, blk resubmitting
+   * a blocked request) may be given a head of this batch: reading that head's token after
+   * the callback would hand the new request's token to an old completion.
+   */
+  private readonly batchToken: Float64Array;
+  private readonly batchWritten: Float64Array;
+  private readonly batchFailed: Uint8Array;
+  private batchAt = 0;
+  private batchN = 0;
+  private delivering = false;
+  private again = false;
+  /** First pass of a reclaim: no driver code runs here, so no head is reused before it is read. */
+  private readonly collect = (head: number, written: number): void => {
+    if (this.batchN >= this.batchToken.length) return; // at most `size` chains are ever out
     this.dma?.complete(head, written);
-    const failed = this.failed[head] === 1;
+    const i = this.batchN++;
+    this.batchToken[i] = this.tokens[head];
+    this.batchWritten[i] = written;
+    this.batchFailed[i] = this.failed[head];
     this.failed[head] = 0;
-    this.onUsed(this.tokens[head], failed ? 0 : written, failed);
   };
 
   constructor(side: DriverSide, onUsed: UsedHandler, notify: () => void, dma: DmaOps | null = null) {
@@ -49,6 +67,9 @@ export class GuestDriverQueue implements DriverQueue {
     this.gpa = new Float64Array(side.size);
     this.len = new Float64Array(side.size);
     this.writable = new Uint8Array(side.size);
+    this.batchToken = new Float64Array(side.size);
+    this.batchWritten = new Float64Array(side.size);
+    this.batchFailed = new Uint8Array(side.size);
   }
 
   get size(): number {
@@ -99,8 +120,36 @@ export class GuestDriverQueue implements DriverQueue {
     if (head >= 0 && head < this.failed.length) this.failed[head] = 1;
   }
 
-  /** Used-buffer interrupt: hand every used chain to the driver. */
+  /**
+   * Used-buffer interrupt: hand every used chain to the driver, in used-ring order. An
+   * interrupt raised inside a callback (a device that completes synchronously) only asks
+   * the outer call to reclaim again, so completions never overtake each other; a callback
+   * that throws leaves the rest of its batch for the next interrupt.
+   */
   interrupt(): void {
-    this.side.reclaim(this.deliver);
+    if (this.delivering) {
+      this.again = true;
+      return;
+    }
+    this.delivering = true;
+    try {
+      this.deliverBatch(); // what a callback that threw left undelivered
+      do {
+        this.again = false;
+        this.batchAt = this.batchN = 0;
+        this.side.reclaim(this.collect);
+        this.deliverBatch();
+      } while (this.again);
+    } finally {
+      this.delivering = false;
+    }
+  }
+
+  private deliverBatch(): void {
+    while (this.batchAt < this.batchN) {
+      const i = this.batchAt++;
+      const failed = this.batchFailed[i] === 1;
+      this.onUsed(this.batchToken[i], failed ? 0 : this.batchWritten[i], failed);
+    }
   }
 }

@@ -59,6 +59,10 @@ export interface DriverSide {
   add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number;
   /** EVENT_IDX / flags: does the device want a notification for what was added? */
   needsKick(): boolean;
-  /** Calls cb(head, written) for every used entry not yet reclaimed; returns how many. */
+  /**
+   * Calls cb(head, written) for every used entry not yet reclaimed; returns how many. Every
+   * chain of a batch is back on the free list before the first cb runs: a caller that keeps
+   * state per head must read it for the whole batch before running code that may add.
+   */
   reclaim(cb: (head: number, written: number) => void): number;
 }
