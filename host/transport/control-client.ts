@@ -7,8 +7,17 @@ import { Ctrl } from "./wire.ts";
 import { words } from "./control.ts";
 import type { GuestHeap } from "../guest/heap.ts";
 
-/** A control operation failed: the device refused it, or it is gone. */
+/** A control operation failed: the device refused it, answered malformed, or is gone. */
 export class TransportError extends Error {}
+
+/**
+ * The first `n` le32 words of a reply. The reply was written by the backend, another domain:
+ * a short one is a protocol error (TransportError), never a RangeError out of a DataView.
+ */
+function replyWords(r: Uint8Array, n: number, what: string): DataView {
+  if (r.byteLength < 4 * n) throw new TransportError(`${what}: reply of ${r.byteLength} bytes, ${4 * n} expected`);
+  return new DataView(r.buffer, r.byteOffset, r.byteLength);
+}
 
 export interface DeviceInfo {
   virtioId: number;
@@ -55,13 +64,13 @@ export abstract class ControlClient {
 
   protected async setStatus(value: number): Promise<number> {
     const r = await this.call(Ctrl.SET_DEVICE_STATUS, words(value));
-    this.status = new DataView(r.buffer, r.byteOffset).getUint32(0, true);
+    this.status = replyWords(r, 1, "SET_DEVICE_STATUS").getUint32(0, true);
     return this.status;
   }
 
   async deviceInfo(): Promise<DeviceInfo> {
     const r = await this.call(Ctrl.GET_DEVICE_INFO, new Uint8Array(0));
-    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
+    const dv = replyWords(r, 6, "GET_DEVICE_INFO");
     return { virtioId: dv.getUint32(0, true), vendorId: dv.getUint32(4, true), configSize: dv.getUint32(12, true), numQueues: dv.getUint32(16, true), maxQueueSize: dv.getUint32(20, true) };
   }
 
@@ -70,7 +79,7 @@ export abstract class ControlClient {
     await this.setStatus(STATUS_ACKNOWLEDGE);
     await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
     const r = await this.call(Ctrl.GET_DEVICE_FEATURES, words(0, 2));
-    const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
+    const dv = replyWords(r, 2, "GET_DEVICE_FEATURES");
     const offered = BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n);
     // Ring features are between the guest driver and the transport (the vrings it serves).
     const ring = this.ringFeatures;
@@ -85,6 +94,8 @@ export abstract class ControlClient {
 
   async readConfig(offset: number, length: number): Promise<Uint8Array> {
     const r = await this.call(Ctrl.GET_CONFIG, words(offset, length));
+    // {le32 generation, then exactly `length` bytes}: a driver reading a field must get all of it.
+    if (r.byteLength !== 4 + length) throw new TransportError(`GET_CONFIG: reply of ${r.byteLength} bytes, ${4 + length} expected`);
     return r.slice(4);
   }
 

@@ -68,6 +68,8 @@ interface QueueState {
 }
 
 interface PendingCall {
+  /** What was asked: a reply must answer it (or be ERROR). */
+  msgId: number;
   resolve(data: Uint8Array): void;
   reject(e: Error): void;
 }
@@ -169,7 +171,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       if (rc !== -EAGAIN) this.markGone(`backend unreachable (${rc})`);
       return Promise.reject(new TransportError(`control message ${msgId} not sent: ${rc}`));
     }
-    return new Promise((resolve, reject) => this.calls.set(token, { resolve, reject }));
+    return new Promise((resolve, reject) => this.calls.set(token, { msgId, resolve, reject }));
   }
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
@@ -403,9 +405,17 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       return;
     }
     this.calls.delete(this.ctrl.token);
+    if (this.ctrl.msgId !== call.msgId && this.ctrl.msgId !== Ctrl.ERROR) {
+      this.stats.protocolErrors++;
+      call.reject(new TransportError(`control reply ${this.ctrl.msgId} to request ${call.msgId}`));
+      return;
+    }
     const data = new Uint8Array(this.dv.buffer.slice(at + CONTROL_HEADER_SIZE, at + n));
-    if (this.ctrl.msgId === Ctrl.ERROR) call.reject(new TransportError(`device refused the request (code ${new DataView(data.buffer).getUint32(0, true)})`));
-    else call.resolve(data);
+    // The code is backend-written and optional here: an ERROR without one is still an error.
+    if (this.ctrl.msgId === Ctrl.ERROR) {
+      const code = data.length >= 4 ? new DataView(data.buffer).getUint32(0, true) : "none";
+      call.reject(new TransportError(`device refused the request (code ${code})`));
+    } else call.resolve(data);
   }
 
   private onCompletion(at: number, n: number): void {
