@@ -23,6 +23,9 @@ export const GNTST_busy = -16;
  */
 export const NR_GRANTS = 32768;
 
+/** Grantee of a grant whose grantee was destroyed: matches no domid (they are < 0x7FF0). */
+const GRANTEE_GONE = -1;
+
 interface GrantEntry {
   grantee: number;
   gfn: number;
@@ -131,9 +134,25 @@ export class GrantTables {
     return GNTST_okay;
   }
 
-  /** Domain destruction: its grants go; mappings others hold of them stay valid views until unmapped (as in Xen). */
+  /**
+   * Domain destruction: its grants go; mappings others hold of them stay valid views until
+   * unmapped (as in Xen). The mappings it held are released (gnttab_release_mappings), and
+   * grants that named it as grantee can no longer be mapped by anyone: its domid may later
+   * be given to another domain, which must not inherit them. The granter can still end them.
+   */
   destroy(domid: number): void {
     this.tables.delete(domid);
+    for (const [handle, m] of this.mappings) {
+      if (m.mapper !== domid) continue;
+      this.mappings.delete(handle);
+      const e = this.tables.get(m.granter)?.[m.ref];
+      if (e) e.mapped--;
+    }
+    for (const t of this.tables.values()) {
+      t.forEach((e) => {
+        if (e && e.grantee === domid) e.grantee = GRANTEE_GONE;
+      });
+    }
   }
 
   /** Distinct pages of `granter` that `mapper` has ever mapped. */

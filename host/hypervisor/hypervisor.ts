@@ -47,9 +47,10 @@ export interface HypervisorEvents {
   domainDestroyed: [{ domid: number; name: string }];
 }
 
-const FIRST_DOMID = 1;
 /** Domain ids at and above DOMID_FIRST_RESERVED (0x7FF0) are special in Xen. */
 const DOMID_FIRST_RESERVED = 0x7ff0;
+/** Highest id handed to a domain; ids 1..LAST_DOMID (32,751 of them) are allocated, 0 is never (Xen keeps it for dom0). */
+const LAST_DOMID = DOMID_FIRST_RESERVED - 1;
 
 export class Hypervisor extends EventEmitter<HypervisorEvents> {
   readonly options: Required<Omit<HypervisorOptions, "policy">>;
@@ -68,7 +69,16 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
    * this lookup is on every sendv (a WeakMap costs ~10 ns per get).
    */
   readonly #argo: Array<ArgoState | undefined> = [];
-  private nextDomid = FIRST_DOMID;
+  /**
+   * The id handed out last (Xen's domid_last). Ids are allocated round-robin from here
+   * (xen/common/domid.c domid_alloc): a freed id comes back only after every other free
+   * id has been handed out since, and never twice in a row. That is the reuse rule: a
+   * stale reference to a dead domain's id (a peer's saved domid, an audit line, a grant
+   * naming it) meets a new domain only after up to 32,750 other creations, and
+   * destroyDomain clears what the hypervisor itself keeps by domid (rings naming it, its
+   * waits, rate buckets, grant mappings, grants naming it as grantee).
+   */
+  private lastDomid = 0;
   /**
    * Senders refused by a rate limit (-EAGAIN), by domid: one timer each (coalesced: a
    * second refusal keeps the earlier deadline), raising VIRQ_ARGO on the sender once a
@@ -106,13 +116,26 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     for (const d of this.domains.values()) {
       if (d.name === config.name) throw new Error(`a domain named "${config.name}" already exists (d${d.domid})`);
     }
-    if (this.nextDomid >= DOMID_FIRST_RESERVED) throw new RangeError("out of domain ids");
-    const d = new Domain(this, this.nextDomid++, config);
+    const domid = this.allocDomid();
+    if (domid < 0) throw new RangeError(`out of domain ids: ${this.domains.size} domains alive`);
+    const d = new Domain(this, domid, config);
+    this.lastDomid = domid;
     this.engineMac.bind(d);
     this.domains.set(d.domid, d);
     // argo_init: a domain the policy does not let use Argo gets no Argo state.
     if (this.options.argo && this.engineMac.argoEnable(d) === 0) this.setArgo(d, new ArgoState());
     return d;
+  }
+
+  /**
+   * domid_alloc: the first free id after lastDomid, wrapping to 1, never lastDomid itself;
+   * -1 when none. At most LAST_DOMID probes of a Map.
+   */
+  private allocDomid(): number {
+    const last = this.lastDomid;
+    for (let id = last + 1; id <= LAST_DOMID; id++) if (!this.domains.has(id)) return id;
+    for (let id = 1; id < last; id++) if (!this.domains.has(id)) return id;
+    return -1;
   }
 
   /** @internal the domain's Argo state, or null when argo is not enabled for it (-ENODEV). */

@@ -7,6 +7,7 @@ import { GuestArgo } from "../../host/guest/argo-driver.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { EAGAIN } from "../../host/mac/errors.ts";
 import { onePair } from "./helpers.ts";
+import { RateLimiter } from "../../host/mac/ratelimit.ts";
 
 function ratedWorld(rate: string) {
   const policy = Policy.parse(onePair("enable, send, register_single_source", `    limits: { rate: { ${rate} } }\n`), "rated.yaml");
@@ -99,4 +100,18 @@ describe("rate limit wakeup", () => {
     expect(r.status, r.stderr.toString()).toBe(0);
     expect(Date.now() - t0).toBeLessThan(15_000);
   }, 30_000);
+
+  it("a destroyed domain's buckets are forgotten: a later domain given its id starts with a full budget", () => {
+    const rl = new RateLimiter();
+    const rate = { messagesPerSecond: 1, burst: 1 };
+    expect(rl.take(5, 9, rate, 0)).toBe(true);
+    expect(rl.take(5, 9, rate, 0)).toBe(false);
+    expect(rl.lastRefillMs).toBe(1000);
+    expect(rl.take(7, 5, rate, 0)).toBe(true);
+    rl.forget(5);
+    expect(rl.take(5, 9, rate, 0)).toBe(true);
+    expect(rl.take(7, 5, rate, 0)).toBe(true);
+    expect(rl.take(7, 9, rate, 0)).toBe(true);
+    expect(rl.take(7, 9, rate, 0)).toBe(false); // a bucket not naming 5 is kept
+  });
 });
