@@ -337,8 +337,11 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       // Senders waiting for space on our ring may go on now (only consuming frees space).
       if (got > 0) this.cfg.argo.notify();
       this.pump();
-      // A VIRQ with nothing to read while requests are out: is the backend still there?
-      if (got === 0 && this.inflight.size > 0 && !this.isGone) this.probeBackend();
+      // Is the backend still there? Asked after every drain that leaves work outstanding, not
+      // only after an empty one: the VIRQ of a revocation or of the backend's death coalesces
+      // with the data VIRQ of a fragment already in our ring, this drain read that fragment,
+      // and no later VIRQ will come to ask again.
+      if ((this.inflight.size > 0 || this.calls.size > 0) && !this.isGone) this.probeBackend();
     } finally {
       this.draining = false;
       for (let q = 0; q < this.pushed.length; q++) {
