@@ -21,7 +21,7 @@
 import {
   ERR_ADDRESS_OUT_OF_RANGE, ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_INDEX_OUT_OF_RANGE, ERR_INDIRECT_IN_INDIRECT,
   ERR_INDIRECT_NOT_SUPPORTED, ERR_INVALID_INDIRECT_LENGTH, ERR_LENGTH_OVERFLOW, ERR_READABLE_AFTER_WRITABLE,
-  FEATURE_EVENT_IDX, FEATURE_INDIRECT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, fits, vringNeedEvent,
+  FEATURE_EVENT_IDX, FEATURE_INDIRECT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, dmaAt, dmaLimit, fits, vringNeedEvent,
 } from "./split";
 
 /** A chain's later descriptor is not available yet: the driver published a head before its tail. */
@@ -85,7 +85,7 @@ export function packedDeviceInit(size: u32, state: u32): i32 {
 export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, features: u32, out: u32): i32 {
   if (!sizeOk(size) || !fits(desc, 16 * <u64>size) || !fits(deviceEvent, 4) ||
     !fits(state, <u64>packedDeviceStateSize(size)) || !fits(out, 8 + 16 * <u64>size)) return ERR_BAD_QUEUE;
-  const mem = <u64>memory.size() << 16;
+  const mem = dmaLimit(); // descriptor addresses are the driver's: checked against its window
   let i = <u32>load<u16>(state) ; // our own state: the caller's block, not the driver's
   let wrap = <u32>load<u16>(state + 2);
   if (i >= size) return ERR_BAD_QUEUE;
@@ -123,7 +123,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
       // The out block holds `size` buffers: a longer table is refused, not truncated.
       if (entries > size) return ERR_CHAIN_TOO_LONG;
       for (let k: u32 = 0; k < entries; k++) {
-        const e = lo + 16 * k; // inside [lo, lo + len): checked above
+        const e = dmaAt(lo) + 16 * k; // inside the window's [lo, lo + len): checked above
         const ef = load<u16>(e + 14);
         const elo = load<u32>(e);
         const ehi = load<u32>(e + 4);
@@ -135,7 +135,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
         sawWritable = sawWritable || w;
         total += <u64>elen;
         if (total > 0xffffffff) return ERR_LENGTH_OVERFLOW;
-        emit(out, count++, elo, elen, ef); // count < entries <= size
+        emit(out, count++, dmaAt(elo), elen, ef); // count < entries <= size
       }
       break;
     }
@@ -144,7 +144,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
     sawWritable = sawWritable || writable;
     total += <u64>len;
     if (total > 0xffffffff) return ERR_LENGTH_OVERFLOW;
-    emit(out, count++, lo, len, flags); // count < descs <= size
+    emit(out, count++, dmaAt(lo), len, flags); // count < descs <= size
     if ((flags & VIRTQ_DESC_F_NEXT) == 0) break;
   }
   // The buffer id (from the chain's last descriptor, as QEMU reads it) names the chain

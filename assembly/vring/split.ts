@@ -47,6 +47,36 @@ const MAX_INDIRECT: u32 = 32768;
   return <u64>memory.size() << 16;
 }
 
+/**
+ * The driver's DMA window: where the addresses a driver writes into descriptors point.
+ * A driver address `a` is valid when a + len <= dmaLimit, and is at Wasm offset
+ * dmaBase + a. For domains whose memory is theirs alone both are 0 (limit: all of
+ * memory). A Linux guest in v86 has its RAM at an offset inside v86's memory, after the
+ * emulator's own state: the window keeps a driver from naming those bytes.
+ */
+let dmaBase: u32 = 0;
+let dmaLimitBytes: u64 = 0;
+
+/** Sets the DMA window (base, limit in bytes); 0 when it lies outside memory. */
+export function vringSetDmaWindow(base: u32, limit: u32): i32 {
+  if (<u64>base + <u64>limit > memoryBytes() || (base & 15) != 0) return 0;
+  dmaBase = base;
+  dmaLimitBytes = <u64>limit;
+  return 1;
+}
+
+/** Upper bound of driver-written addresses (the window, else all of memory). */
+// @ts-ignore: decorator
+@inline export function dmaLimit(): u64 {
+  return dmaLimitBytes != 0 ? dmaLimitBytes : memoryBytes();
+}
+
+/** Wasm offset of a driver address already checked against dmaLimit (no wrap: base + limit <= memory). */
+// @ts-ignore: decorator
+@inline export function dmaAt(addr: u32): u32 {
+  return dmaBase + addr;
+}
+
 /** Does [at, at + bytes) lie inside memory? (64-bit sum: no wrap.) Shared by every ring module. */
 // @ts-ignore: decorator
 @inline export function fits(at: u32, bytes: u64): bool {
@@ -79,7 +109,7 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
   if (head >= size) return ERR_INDEX_OUT_OF_RANGE;
   if ((features & FEATURE_EVENT_IDX) != 0) store<u16>(used + 4 + 8 * size, <u16>(lastAvail + 1));
 
-  const mem = memoryBytes();
+  const mem = dmaLimit(); // descriptor addresses are the driver's: checked against its window
   let table = desc; // the descriptor table being walked: the ring's, or one indirect table
   let tableSize = size;
   let inIndirect = false;
@@ -112,7 +142,7 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
       if (inIndirect) return ERR_INDIRECT_IN_INDIRECT;
       if ((flags & VIRTQ_DESC_F_NEXT) != 0) return ERR_INDIRECT_IN_INDIRECT;
       if (len == 0 || (len & 15) != 0 || (len >> 4) > MAX_INDIRECT) return ERR_INVALID_INDIRECT_LENGTH;
-      table = lo; // inside memory: checked above
+      table = dmaAt(lo); // inside the window: checked above
       tableSize = len >> 4;
       inIndirect = true;
       steps = 0;
@@ -127,7 +157,8 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
     // The out block holds `size` buffers: a longer (indirect) chain is refused, not truncated.
     if (count >= size) return ERR_CHAIN_TOO_LONG;
     const e = out + 8 + 16 * count; // count < size: inside the checked out block
-    store<u32>(e, lo);
+    // Grant handles are not addresses (the grant map bounds them); anything else is translated.
+    store<u32>(e, (features & FEATURE_GRANT_ADDR) != 0 ? lo : dmaAt(lo));
     store<u32>(e + 4, len);
     store<u32>(e + 8, <u32>flags);
     store<u32>(e + 12, 0);

@@ -1,7 +1,7 @@
 // A domain: its own guest-physical memory, its Argo engine instance over that memory,
 // its Argo state and its VIRQ. A Domain holds a view of its own memory only; bytes of
 // other domains reach it exclusively through the hypervisor's copies.
-import { GuestMemory } from "./guest-memory.ts";
+import { GuestMemory, type MemoryWindow } from "./guest-memory.ts";
 import { argoEngine, type ArgoEngine } from "./engine.ts";
 import { Virq, type VirqHandler } from "./virq.ts";
 import { doArgoOp } from "./argo-op.ts";
@@ -16,6 +16,12 @@ export interface DomainConfig {
   label: string;
   /** Guest memory size in bytes, rounded up to 64 KiB; at most 4 GiB. */
   memoryBytes: number;
+  /**
+   * Instead of a memory of its own: the window of an emulator's memory that is this
+   * domain's RAM (a Linux guest in v86). Domain addresses are then offsets in that
+   * memory, valid only inside the window; `memoryBytes` is ignored.
+   */
+  memoryWindow?: MemoryWindow;
 }
 
 export class Domain {
@@ -42,7 +48,7 @@ export class Domain {
     this.domid = domid;
     this.name = config.name;
     this.label = config.label;
-    this.mem = new GuestMemory(config.memoryBytes);
+    this.mem = new GuestMemory(config.memoryWindow ?? config.memoryBytes);
     this.engine = argoEngine(this.mem.memory);
     this.argo = new DomainArgo(hv, this);
     this.virq = new Virq((error) => hv.virqHandlerFailed(this, error));
@@ -64,6 +70,7 @@ export class Domain {
    */
   hypercall(op: number, arg1: number, arg2: number, arg3: number, arg4: number): number {
     if (!this.alive) return -ENODEV;
+    this.mem.fresh();
     return doArgoOp(this.#hv, this, op, arg1, arg2, arg3, arg4);
   }
 

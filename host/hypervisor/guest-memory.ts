@@ -1,31 +1,71 @@
 // A domain's guest-physical memory: one WebAssembly.Memory of fixed size, with views
 // created once. The memory never grows (initial == maximum), so the views stay valid
-// and no copy path allocates a view per call.
+// and no copy path allocates a view per call. An emulated guest (Linux in v86) is the
+// exception: its RAM is a window inside the emulator's memory (see MemoryWindow).
 
 // Guest structs are little-endian (x86, Arm); the aligned fast paths read them through
 // host-endian typed arrays, so refuse to run where those differ.
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error("virtio-argo needs a little-endian host");
 
+/**
+ * Where a domain's guest-physical memory is, when it is not a memory of its own: an
+ * emulator's memory (v86 keeps its own state below the guest's RAM and owns the
+ * WebAssembly.Memory, which may grow, detaching views) with RAM at [lo, lo + bytes).
+ */
+export interface MemoryWindow {
+  memory: WebAssembly.Memory;
+  /** Byte offset of the first byte a domain address may name (page-aligned). */
+  lo: number;
+  /** Bytes from `lo` that belong to the domain (page multiple). */
+  bytes: number;
+  /** Called after the hypervisor wrote [off, off + len) (an emulator drops compiled code there). */
+  onWrite?: (off: number, len: number) => void;
+}
+
 /** Guest-physical memory of one domain and its cached views. */
 export class GuestMemory {
   readonly memory: WebAssembly.Memory;
-  /** Size in bytes; every guest address is checked against it before use. */
+  /** First valid domain address: 0 for a memory of its own, the RAM offset inside an emulator's. */
+  readonly lo: number;
+  /** End of valid domain addresses; every guest address is checked against [lo, size) before use. */
   readonly size: number;
-  readonly u8: Uint8Array;
-  readonly u32: Uint32Array;
-  readonly f64: Float64Array;
-  readonly dv: DataView;
+  u8!: Uint8Array;
+  u32!: Uint32Array;
+  f64!: Float64Array;
+  dv!: DataView;
   /** Node Buffer over the same bytes: Buffer#copy is a memcpy without a view per call. */
-  readonly buf: Buffer;
+  buf!: Buffer;
+  /** Null for memories of their own; set for emulated guests whose compiled code must see writes. */
+  readonly onWrite: ((off: number, len: number) => void) | null;
+  private ab!: ArrayBuffer;
 
-  constructor(bytes: number) {
-    const pages = Math.ceil(bytes / 65536);
-    if (!Number.isInteger(pages) || pages < 1 || pages > 65536) {
-      throw new RangeError(`memoryBytes must be between 1 and 4 GiB, got ${bytes}`);
+  constructor(bytesOrWindow: number | MemoryWindow) {
+    if (typeof bytesOrWindow === "number") {
+      const pages = Math.ceil(bytesOrWindow / 65536);
+      if (!Number.isInteger(pages) || pages < 1 || pages > 65536) {
+        throw new RangeError(`memoryBytes must be between 1 and 4 GiB, got ${bytesOrWindow}`);
+      }
+      this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+      this.lo = 0;
+      this.size = this.memory.buffer.byteLength;
+      this.onWrite = null;
+    } else {
+      const w = bytesOrWindow;
+      if (!(w.memory instanceof WebAssembly.Memory)) throw new TypeError("memory window: a WebAssembly.Memory is required");
+      if (!Number.isInteger(w.lo) || w.lo < 0 || w.lo % 4096 !== 0) throw new RangeError(`memory window: lo ${w.lo} is not page-aligned`);
+      if (!Number.isInteger(w.bytes) || w.bytes < 4096 || w.bytes % 4096 !== 0) throw new RangeError(`memory window: ${w.bytes} bytes is not a page multiple`);
+      if (w.lo + w.bytes > w.memory.buffer.byteLength || w.lo + w.bytes > 2 ** 32) throw new RangeError("memory window: outside the memory");
+      this.memory = w.memory;
+      this.lo = w.lo;
+      this.size = w.lo + w.bytes;
+      this.onWrite = w.onWrite ?? null;
     }
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    this.views();
+  }
+
+  private views(): void {
     const ab = this.memory.buffer;
-    this.size = ab.byteLength;
+    this.ab = ab;
     this.u8 = new Uint8Array(ab);
     this.u32 = new Uint32Array(ab);
     this.f64 = new Float64Array(ab);
@@ -34,12 +74,22 @@ export class GuestMemory {
   }
 
   /**
+   * Re-creates the views if the memory grew (growth detaches them). Memories of their
+   * own never grow (initial == maximum), so this is one compare for them; callers run it
+   * where a hypercall starts touching a domain's memory.
+   */
+  fresh(): this {
+    if (this.memory.buffer !== this.ab) this.views();
+    return this;
+  }
+
+  /**
    * True if [gpa, gpa + len) lies in memory (guest_handle_okay). `gpa` and `len` may be
    * anything a guest wrote: non-integers, negatives and values past 2^32 are all refused,
    * and the sum is exact because both are below 2^53.
    */
   ok(gpa: number, len: number): boolean {
-    return gpa >= 0 && len >= 0 && gpa + len <= this.size && Number.isInteger(gpa) && Number.isInteger(len);
+    return gpa >= this.lo && len >= 0 && gpa + len <= this.size && Number.isInteger(gpa) && Number.isInteger(len);
   }
 
   /** Little-endian u32 at a checked gpa; aligned reads (the common case) skip DataView. */

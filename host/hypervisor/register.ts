@@ -68,7 +68,7 @@ export function registerRing(hv: Hypervisor, currd: Domain, reg: RegisterArgs, g
     const gfn = gfns(i);
     let rc = 0;
     if (gfn < 0) rc = gfn;
-    else if (gfn >= mem.size / PAGE_SIZE) rc = -EINVAL; // not RAM of this domain
+    else if (gfn < mem.lo / PAGE_SIZE || gfn >= mem.size / PAGE_SIZE) rc = -EINVAL; // not RAM of this domain
     if (rc) {
       // Xen drops the ring (even a previously registered one) when re-registration fails.
       if (existing) removeRing(hv, existing);

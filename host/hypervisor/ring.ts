@@ -65,7 +65,9 @@ export class RingInfo {
   copyIn(off: number, src: GuestMemory, srcGpa: number, n: number): void {
     const dst = this.owner.mem;
     if (this.contiguous) {
-      copyBetween(src, srcGpa, dst, this.ringGpa + RING_HEADER_SIZE + off, n);
+      const at = this.ringGpa + RING_HEADER_SIZE + off;
+      copyBetween(src, srcGpa, dst, at, n);
+      if (dst.onWrite !== null) dst.onWrite(at, n);
       return;
     }
     while (n > 0) {
@@ -73,6 +75,7 @@ export class RingInfo {
       const inPage = ringByte & (PAGE_SIZE - 1);
       const chunk = Math.min(n, PAGE_SIZE - inPage);
       copyBetween(src, srcGpa, dst, this.pages[ringByte >>> PAGE_SHIFT] + inPage, chunk);
+      if (dst.onWrite !== null) dst.onWrite(this.pages[ringByte >>> PAGE_SHIFT] + inPage, chunk);
       off += chunk;
       srcGpa += chunk;
       n -= chunk;

@@ -99,6 +99,7 @@ function ringbufInsert(
   src: Domain, ring: RingInfo, srcAport: number, s: SendScratch, niov: number, messageType: number, len: number,
 ): number {
   const owner = ring.owner;
+  owner.mem.fresh(); // an emulator's memory may have grown since the owner last ran
   const ringLen = ring.len;
   const tx = ring.txPtr;
   const nextTx = owner.engine.argoReserve(ring.ringGpa, ringLen, tx, ring.dataGpa(tx), len, srcAport, src.domid, messageType);
@@ -127,6 +128,11 @@ function ringbufInsert(
   }
   // update_tx_ptr: publish last, so the receiver never sees a half-written message.
   ring.txPtr = nextTx;
-  owner.mem.u32[(ring.ringGpa + RING_TX_PTR) >>> 2] = nextTx;
+  const ownerMem = owner.mem;
+  ownerMem.u32[(ring.ringGpa + RING_TX_PTR) >>> 2] = nextTx;
+  if (ownerMem.onWrite !== null) {
+    ownerMem.onWrite(ring.ringGpa + RING_TX_PTR, 4);
+    ownerMem.onWrite(ring.dataGpa(tx), MSG_HEADER_SIZE);
+  }
   return 0;
 }
