@@ -24,6 +24,7 @@ import {
 import { ControlEndpoint } from "./control.ts";
 import type { VirtioDeviceModel, DeviceEnv } from "../devices/types.ts";
 import { ShadowQueue, type QueueFactory } from "./shadow.ts";
+import { ControlOutbox } from "./control-outbox.ts";
 import { ABSENT_QUEUE } from "./device-queue.ts";
 
 export interface ArgoBackendConfig {
@@ -96,6 +97,8 @@ export class ArgoBackend {
   private readonly iovGpa = new Float64Array(2);
   private readonly iovLen = new Float64Array(2);
   private unsubscribe: (() => void) | null = null;
+  /** Control replies and events the frontend's ring or the rate limit could not take yet. */
+  private readonly outbox: ControlOutbox;
 
   constructor(cfg: ArgoBackendConfig) {
     this.cfg = cfg;
@@ -104,6 +107,8 @@ export class ArgoBackend {
     this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.scratch = cfg.heap.allocPages(1);
     this.dv = new DataView(cfg.argo.domain.memory.buffer);
+    this.outbox = new ControlOutbox(this.dv, this.scratch + 1024, (gpa, size) =>
+      cfg.argo.send(cfg.frontendDomid, cfg.entry.frontendPort, gpa, size, MSG_CONTROL, cfg.entry.backendPort));
     this.control = new ControlEndpoint(cfg.model, {
       activate: (sizes, features) => this.activate(sizes, features),
       reset: () => this.resetDevice(),
@@ -142,6 +147,10 @@ export class ArgoBackend {
     if (this.draining || this.stopped || !this.ring) return;
     this.draining = true;
     try {
+      if (this.outbox.waiting) {
+        const rc = this.outbox.flush();
+        if (rc < 0 && rc !== -EAGAIN) this.stats.protocolErrors++; // that reply is dropped; the rest go on
+      }
       this.flushOutgoing();
       let budget = DRAIN_BUDGET;
       let got = 0;
@@ -389,13 +398,10 @@ export class ArgoBackend {
   }
 
   private sendControl(type: number, msgId: number, token: number, data: Uint8Array): void {
-    const at = this.scratch + 1024;
-    const size = CONTROL_HEADER_SIZE + data.length;
-    encodeControl(this.dv, at, { type, msgId, devNum: this.entry.devNum, token, msgSize: size });
-    new Uint8Array(this.dv.buffer, at + CONTROL_HEADER_SIZE, data.length).set(data);
-    // Control replies are small; a full ring means the frontend is not reading: drop with a count.
-    const rc = this.cfg.argo.send(this.cfg.frontendDomid, this.entry.frontendPort, at, size, MSG_CONTROL, this.entry.backendPort);
-    if (rc < 0) this.stats.protocolErrors++;
+    // Kept until the frontend's ring or the rate limit takes it (a dropped reply would leave
+    // the driver's call waiting forever); a frontend that never reads fills the outbox and
+    // its further requests go unanswered, counted.
+    if (this.outbox.post(type, msgId, this.entry.devNum, token, data) < 0) this.stats.protocolErrors++;
   }
 
   // --- device life cycle --------------------------------------------------------

@@ -22,6 +22,7 @@ import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 import { GuestDriverQueue } from "./guest-queue.ts";
 import { words } from "./control.ts";
 import { ControlClient, TransportError } from "./control-client.ts";
+import { ControlOutbox } from "./control-outbox.ts";
 import type { QueueFactory } from "./shadow.ts";
 
 export interface ArgoFrontendConfig {
@@ -115,6 +116,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   private readonly pushed = new Uint8Array(256);
   private isGone = false;
   private unsubscribe: (() => void) | null = null;
+  /** Control requests the backend's ring or the pair's rate limit could not take yet. */
+  private readonly outbox: ControlOutbox;
 
   constructor(cfg: ArgoFrontendConfig) {
     super();
@@ -125,6 +128,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     this.dv = new DataView(cfg.argo.domain.memory.buffer);
     this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.chain = new ChainBuffers(1024);
+    this.outbox = new ControlOutbox(this.dv, this.scratch, (gpa, size) =>
+      this.cfg.argo.send(this.entry.backendDomid, this.entry.backendPort, gpa, size, MSG_CONTROL, this.entry.frontendPort));
   }
 
   get memory(): WebAssembly.Memory {
@@ -162,11 +167,9 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     if (this.isGone) return Promise.reject(new TransportError(`device ${this.entry.devNum} is gone`));
     if (payload.length > MAX_CONTROL_PAYLOAD) return Promise.reject(new RangeError("control payload too large"));
     const token = this.nextToken++ & 0xffff || (this.nextToken++ & 0xffff);
-    const at = this.scratch;
-    const size = CONTROL_HEADER_SIZE + payload.length;
-    encodeControl(this.dv, at, { type: CTRL_REQUEST, msgId, devNum: this.entry.devNum, token, msgSize: size });
-    new Uint8Array(this.dv.buffer, at + CONTROL_HEADER_SIZE, payload.length).set(payload);
-    const rc = this.cfg.argo.send(this.entry.backendDomid, this.entry.backendPort, at, size, MSG_CONTROL, this.entry.frontendPort);
+    // Refused with -EAGAIN (ring full, rate limit spent), the request waits in the outbox for
+    // the VIRQ that follows, and goes out from pump(): driver setup does not fail on it.
+    const rc = this.outbox.post(CTRL_REQUEST, msgId, this.entry.devNum, token, payload);
     if (rc < 0) {
       if (rc !== -EAGAIN) this.markGone(`backend unreachable (${rc})`);
       return Promise.reject(new TransportError(`control message ${msgId} not sent: ${rc}`));
@@ -253,6 +256,10 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
 
   /** Sends queued fragments in order until done or the backend's ring is full. */
   private pump(): void {
+    if (this.outbox.waiting && !this.isGone) {
+      const rc = this.outbox.flush();
+      if (rc < 0 && rc !== -EAGAIN) this.markGone(`backend unreachable (${rc})`);
+    }
     while (this.sendQueue.length && !this.isGone) {
       const req = this.sendQueue[0];
       const rc = this.sendFragment(req);
@@ -509,6 +516,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   markGone(_why: string): void {
     if (this.isGone) return;
     this.isGone = true;
+    this.outbox.clear();
     this.failInflight();
     for (const call of this.calls.values()) call.reject(new TransportError(`device ${this.entry.devNum} is gone`));
     this.calls.clear();
