@@ -33,16 +33,20 @@ export const META_TYPE: u32 = 12;
   return <u64>memory.size() << 16;
 }
 
+/** ringByteGpa's answer for a gfn outside memory: no u32 address, so it cannot be mistaken for one. */
+const OUTSIDE: i64 = -1;
+
 /**
- * Guest-physical address of ring byte `ringByte` (0 = start of xen_argo_ring_t),
- * or u32.MAX_VALUE when the gfn for it lies outside memory.
+ * Guest-physical address of ring byte `ringByte` (0 = start of xen_argo_ring_t), or
+ * OUTSIDE when the gfn for it lies outside memory. An i64, because every u32 is a valid
+ * address in a 4 GiB guest (0xFFFFFFFF is its last byte, and may hold ring data).
  * The caller has checked that the gfn list itself is inside memory.
  */
 // @ts-ignore: decorator
-@inline function ringByteGpa(gfnList: u32, ringByte: u32): u32 {
+@inline function ringByteGpa(gfnList: u32, ringByte: u32): i64 {
   const gfn = load<u64>(gfnList + ((ringByte >> PAGE_SHIFT) << 3)); // guest's own list
-  if (gfn >= (memoryBytes() >> PAGE_SHIFT)) return u32.MAX_VALUE;
-  return (<u32>gfn << PAGE_SHIFT) | (ringByte & (PAGE_SIZE - 1));
+  if (gfn >= (memoryBytes() >> PAGE_SHIFT)) return OUTSIDE;
+  return <i64>((<u32>gfn << PAGE_SHIFT) | (ringByte & (PAGE_SIZE - 1)));
 }
 
 /**
@@ -53,8 +57,9 @@ export const META_TYPE: u32 = 12;
 function copyOut(gfnList: u32, ringLen: u32, off: u32, dst: u32, n: u32): bool {
   while (n > 0) {
     const ringByte = RING_HEADER_SIZE + off;
-    const src = ringByteGpa(gfnList, ringByte);
-    if (src == u32.MAX_VALUE) return false;
+    const at = ringByteGpa(gfnList, ringByte);
+    if (at == OUTSIDE) return false;
+    const src = <u32>at;
     let chunk = PAGE_SIZE - (ringByte & (PAGE_SIZE - 1)); // to the end of this page
     if (chunk > ringLen - off) chunk = ringLen - off;      // to the wrap
     if (chunk > n) chunk = n;
@@ -84,8 +89,9 @@ export function argoRecv(
   const npages = (RING_HEADER_SIZE + ringLen + PAGE_SIZE - 1) >> PAGE_SHIFT;
   if (<u64>gfnList + (<u64>npages << 3) > mem) return READ_BAD_RING;
   if (<u64>metaGpa + 16 > mem || <u64>iovGpa + (<u64>niov << 3) > mem) return READ_BAD_BUFFER;
-  const ring = ringByteGpa(gfnList, 0);
-  if (ring == u32.MAX_VALUE) return READ_BAD_RING;
+  const ringAt = ringByteGpa(gfnList, 0);
+  if (ringAt == OUTSIDE) return READ_BAD_RING;
+  const ring = <u32>ringAt;
 
   const rx = load<u32>(ring + RING_RX_PTR); // our own pointer, read once
   const tx = load<u32>(ring + RING_TX_PTR); // hypervisor-written, read once
@@ -95,8 +101,9 @@ export function argoRecv(
   if (avail < 0) avail += <i32>ringLen;
 
   // The header never splits at the wrap (rx is 16-aligned) nor across a page.
-  const hdr = ringByteGpa(gfnList, RING_HEADER_SIZE + rx);
-  if (hdr == u32.MAX_VALUE) return READ_BAD_RING;
+  const hdrAt = ringByteGpa(gfnList, RING_HEADER_SIZE + rx);
+  if (hdrAt == OUTSIDE) return READ_BAD_RING;
+  const hdr = <u32>hdrAt;
   const len = load<u32>(hdr + MSG_LEN);
   // len > avail first, so roundupMessage(len) below cannot wrap.
   if (len < MSG_HEADER_SIZE || len > <u32>avail || roundupMessage(len) > <u32>avail) return READ_BAD_MESSAGE;
@@ -155,8 +162,9 @@ export function argoReadMessage(gfnList: u32, ringLen: u32, metaGpa: u32, bufGpa
 export function argoPendingBytes(gfnList: u32, ringLen: u32): i32 {
   if (ringLen < 3 * MSG_HEADER_SIZE || ringLen > MAX_RING_SIZE || (ringLen & 15) != 0) return READ_BAD_RING;
   if (<u64>gfnList + 8 > memoryBytes()) return READ_BAD_RING;
-  const ring = ringByteGpa(gfnList, 0);
-  if (ring == u32.MAX_VALUE) return READ_BAD_RING;
+  const ringAt = ringByteGpa(gfnList, 0);
+  if (ringAt == OUTSIDE) return READ_BAD_RING;
+  const ring = <u32>ringAt;
   const rx = load<u32>(ring + RING_RX_PTR);
   const tx = load<u32>(ring + RING_TX_PTR);
   if (rx >= ringLen || tx >= ringLen || ((rx | tx) & 15) != 0) return READ_BAD_POINTER;

@@ -45,7 +45,12 @@ export function doArgoOp(hv: Hypervisor, d: Domain, cmd: number, arg1: number, a
 function opRegister(hv: Hypervisor, d: Domain, regHnd: number, gfnHnd: number, npage: number, flags: number): number {
   const mem = d.mem;
   if (npage > MAX_RING_SIZE >>> PAGE_SHIFT) return -EINVAL;
-  if (!isHandle(gfnHnd) || !mem.ok(gfnHnd, npage * GFN_SIZE)) return -EFAULT;
+  // do_argo_op's guest_handle_okay(gfn_hnd, npage) is always true on HVM and Arm guests:
+  // the list is not checked as a whole here, each gfn is read (and may fault) in turn by
+  // find_ring_mfns, after the length checks. So npage 0 at any address is register_ring's
+  // -EINVAL (no ring has 0 pages), and a list running off the end of memory is -EFAULT
+  // only once the checks before it pass.
+  if (!isHandle(gfnHnd)) return -EFAULT; // not an address at all (a JS caller's NaN, -1...)
   // register_ring checks flags before it copies the struct in.
   if ((flags & ~1) !== 0) return -EINVAL;
   if (!isHandle(regHnd) || !mem.ok(regHnd, REGISTER_RING_SIZE)) return -EFAULT;
@@ -56,9 +61,12 @@ function opRegister(hv: Hypervisor, d: Domain, regHnd: number, gfnHnd: number, n
     pad: dv.getUint16(regHnd + REGISTER_PAD, true),
     len: dv.getUint32(regHnd + REGISTER_LEN, true),
   };
-  // The whole list was bounds-checked above; a gfn of 2^53 or more reads as -1 (invalid).
+  // __copy_from_guest_offset per gfn: an entry outside memory is -EFAULT; a gfn of 2^53
+  // or more reads as -1 (invalid).
   return registerRing(hv, d, reg, (i) => {
-    const gfn = mem.u64(gfnHnd + i * GFN_SIZE);
+    const at = gfnHnd + i * GFN_SIZE;
+    if (!mem.ok(at, GFN_SIZE)) return -EFAULT;
+    const gfn = mem.u64(at);
     return gfn < 0 ? -EINVAL : gfn;
   }, npage, flags);
 }
@@ -76,7 +84,9 @@ function opSendv(hv: Hypervisor, d: Domain, addrHnd: number, iovHnd: number, nio
   const mem = d.mem;
   if (!isHandle(addrHnd) || !mem.ok(addrHnd, SEND_ADDR_SIZE)) return -EFAULT;
   if (niov > MAXIOV) return -EINVAL;
-  if (!isHandle(iovHnd) || !mem.ok(iovHnd, niov * IOV_SIZE)) return -EFAULT;
+  // copy_from_guest(iovs, iovs_hnd, niov): with niov 0 nothing is read, so any handle
+  // works and an empty message is sent, as in Xen.
+  if (!isHandle(iovHnd) || (niov !== 0 && !mem.ok(iovHnd, niov * IOV_SIZE))) return -EFAULT;
   const s = hv.sendScratch;
   for (let i = 0; i < niov; i++) {
     const at = iovHnd + i * IOV_SIZE;
@@ -105,9 +115,12 @@ function opNotify(hv: Hypervisor, d: Domain, hnd: number, arg2: number, arg3: nu
   let nent = dv.getUint32(hnd + RING_DATA_NENT, true);
   if (nent > MAX_NOTIFY_COUNT) return -EACCES; // Xen's answer to an oversized query
   let at = hnd + RING_DATA_ENTS;
-  if (!mem.ok(at, nent * RING_DATA_ENT_SIZE)) return -EFAULT;
+  // guest_handle_okay(ent_hnd, nent) is always true on HVM and Arm: fill_ring_data copies
+  // each entry in and out in turn, so the first entry outside memory is -EFAULT and the
+  // entries before it stay written (and their waits queued).
   const ent = hv.notifyScratch;
   while (!rc && nent-- > 0) {
+    if (!mem.ok(at, RING_DATA_ENT_SIZE)) return -EFAULT;
     ent.aport = dv.getUint32(at + ENT_RING + ADDR_APORT, true);
     ent.domid = dv.getUint16(at + ENT_RING + ADDR_DOMID, true);
     ent.spaceRequired = dv.getUint32(at + ENT_SPACE_REQUIRED, true);
