@@ -74,6 +74,16 @@ export class Domain {
     return doArgoOp(this.#hv, this, op, arg1, arg2, arg3, arg4);
   }
 
+  /**
+   * Lets the other domains run their pending VIRQ handlers now, then this one's
+   * (SCHEDOP_yield; see Hypervisor.schedYield). For a guest's VMM that must answer a
+   * trapped register access synchronously. Returns the number of deliveries.
+   */
+  schedYield(rounds?: number): number {
+    if (!this.alive) return 0;
+    return this.#hv.schedYield(this, rounds);
+  }
+
   /** Calls `handler` (from a microtask) after VIRQ_ARGO is raised; signals coalesce. */
   onVirq(handler: VirqHandler): () => void {
     return this.virq.on(handler);

@@ -153,6 +153,26 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     return this.domains.get(domid);
   }
 
+  /**
+   * SCHEDOP_yield for `caller`: every other domain with a pending VIRQ_ARGO runs its
+   * handlers now, round after round until none is pending or `rounds` are done. This is
+   * how a vCPU blocked on a trapped register access (a Linux guest's virtio-mmio read)
+   * waits for the device's domain to answer over Argo without leaving the emulator's
+   * instruction. The caller's own VIRQ is delivered last in each round (its reply is
+   * what it waits for). Returns the number of deliveries made.
+   */
+  schedYield(caller: Domain, rounds = 4): number {
+    let total = 0;
+    for (let r = 0; r < rounds; r++) {
+      let ran = 0;
+      for (const d of this.domains.values()) if (d !== caller && d.virq.deliverNow()) ran++;
+      if (caller.virq.deliverNow()) ran++;
+      if (ran === 0) break;
+      total += ran;
+    }
+    return total;
+  }
+
   /** Live domains in creation order. */
   listDomains(): Domain[] {
     return [...this.domains.values()];

@@ -60,6 +60,17 @@ export class Virq {
     }
   }
 
+  /**
+   * Delivers a pending VIRQ now, from the caller's stack (the scheduler's yield, below a
+   * vCPU blocked on a trapped register access); the queued microtask then finds nothing
+   * pending. Returns true if handlers ran.
+   */
+  deliverNow(): boolean {
+    if (!this.pending || this.handlers.length === 0) return false;
+    this.deliver();
+    return true;
+  }
+
   /** Takes the pending bit: true if a VIRQ was raised since the last poll or delivery. */
   poll(): boolean {
     if (!this.pending) return false;

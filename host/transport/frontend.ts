@@ -62,9 +62,24 @@ function newInFlight(): InFlight {
   };
 }
 
+/**
+ * Who hears about a queue's completions: the guest driver queue of a driver written here,
+ * or (Linux in v86) the virtio-mmio interrupt of a driver the frontend cannot call.
+ */
+export interface QueueSink {
+  /** Used buffers were pushed and the driver wants to hear of them. */
+  interrupt(): void;
+  /**
+   * The request at `head` failed here (backend gone, bad completion). A sink may write a
+   * device-level error status into the chain's writable pieces (wGpa/wLen) and return the
+   * bytes it wrote (the used length); our own drivers are told directly and return 0.
+   */
+  markFailed(head: number, wGpa: readonly number[], wLen: readonly number[]): number | void;
+}
+
 interface QueueState {
   device: DeviceSide;
-  driver: GuestDriverQueue;
+  driver: QueueSink;
   release(): void;
 }
 
@@ -164,17 +179,65 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   // --- control plane ------------------------------------------------------------
 
   protected call(msgId: number, payload: Uint8Array): Promise<Uint8Array> {
-    if (this.isGone) return Promise.reject(new TransportError(`device ${this.entry.devNum} is gone`));
-    if (payload.length > MAX_CONTROL_PAYLOAD) return Promise.reject(new RangeError("control payload too large"));
+    return new Promise((resolve, reject) => this.request(msgId, payload, { msgId, resolve, reject }));
+  }
+
+  /** Sends one control request; `pending` settles when its reply is read (or at once, if it cannot be sent). */
+  private request(msgId: number, payload: Uint8Array, pending: PendingCall): void {
+    if (this.isGone) return pending.reject(new TransportError(`device ${this.entry.devNum} is gone`));
+    if (payload.length > MAX_CONTROL_PAYLOAD) return pending.reject(new RangeError("control payload too large"));
     const token = this.nextToken++ & 0xffff || (this.nextToken++ & 0xffff);
     // Refused with -EAGAIN (ring full, rate limit spent), the request waits in the outbox for
     // the VIRQ that follows, and goes out from pump(): driver setup does not fail on it.
     const rc = this.outbox.post(CTRL_REQUEST, msgId, this.entry.devNum, token, payload);
     if (rc < 0) {
       if (rc !== -EAGAIN) this.markGone(`backend unreachable (${rc})`);
-      return Promise.reject(new TransportError(`control message ${msgId} not sent: ${rc}`));
+      return pending.reject(new TransportError(`control message ${msgId} not sent: ${rc}`));
     }
-    return new Promise((resolve, reject) => this.calls.set(token, { msgId, resolve, reject }));
+    this.calls.set(token, pending);
+  }
+
+  /**
+   * A control request whose reply is needed before the caller returns: a Linux guest's
+   * vCPU is stopped on a trapped virtio-mmio access. The request goes out as any other;
+   * then the domain yields to the others (SCHEDOP_yield) until the backend's reply has
+   * been read, at most `rounds` times. Returns the reply, or a TransportError (refused,
+   * device gone, or no answer while we yielded: the caller treats the device as broken).
+   */
+  callNow(msgId: number, payload: Uint8Array, rounds = 8): Uint8Array | TransportError {
+    let reply: Uint8Array | null = null;
+    let failure: Error | null = null;
+    const pending: PendingCall = { msgId, resolve: (d) => (reply = d), reject: (e) => (failure = e) };
+    this.request(msgId, payload, pending);
+    for (let i = 0; i < rounds && reply === null && failure === null; i++) {
+      if (this.cfg.argo.domain.schedYield() === 0) break;
+    }
+    if (reply !== null) return reply;
+    if (failure === null) {
+      for (const [token, p] of this.calls) if (p === pending) this.calls.delete(token);
+      return new TransportError(`control message ${msgId}: no reply from the backend`);
+    }
+    const f: Error = failure;
+    return f instanceof TransportError ? f : new TransportError(f.message);
+  }
+
+  /**
+   * Serves queue `index` on a vring the guest placed itself (a Linux driver wrote its
+   * addresses into virtio-mmio registers): `device` is the device side over those
+   * addresses, `sink` hears of completions. The backend is told the size only.
+   */
+  installQueue(index: number, device: DeviceSide, sink: QueueSink, release: () => void = () => {}): void {
+    this.queues[index]?.release();
+    this.queues[index] = { device, driver: sink, release };
+  }
+
+  /** Forgets queue `index` (the guest disabled it or reset the device); its requests fail first. */
+  removeQueue(index: number): void {
+    const state = this.queues[index];
+    if (!state) return;
+    for (const req of [...this.inflight.values()]) if (req.queue === index) this.finish(req, 0, true);
+    state.release();
+    delete this.queues[index];
   }
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
@@ -489,12 +552,13 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     this.spareReqs.push(req);
     const state = this.queues[req.queue];
     if (!state) return;
+    let failedLen = 0;
     if (error) {
       this.stats.failed++;
-      state.driver.markFailed(req.head);
+      failedLen = state.driver.markFailed(req.head, req.wGpa, req.wLen) ?? 0;
     }
     this.stats.completions++;
-    state.device.push(req.head, error ? 0 : written);
+    state.device.push(req.head, error ? failedLen : written);
     // Inside a drain the interrupt decision waits for the whole batch (one used-buffer
     // notification for everything this VIRQ completed); outside, it is made now.
     if (this.draining) this.pushed[req.queue] = 1;
