@@ -43,6 +43,8 @@ export interface VirqHandlerErrorEvent {
 
 export interface HypervisorEvents {
   ringRevoked: [RingRevokedEvent];
+  /** After loadPolicy revoked what it had to: device layers re-read their pair rules (net, vsock). */
+  policyLoaded: [{ policy: Policy }];
   virqHandlerError: [VirqHandlerErrorEvent];
   domainDestroyed: [{ domid: number; name: string }];
 }
@@ -246,6 +248,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
         }
       }
     }
+    this.emit("policyLoaded", { policy });
   }
 
   /**
