@@ -1,5 +1,6 @@
 // `npm run bench -- --quick`: the report's shape, not its numbers (machines differ and are
-// noisy; the numbers are for people). Written to a temp dir, never into the repo.
+// noisy; the numbers are for people). Written to a temp dir, never into the repo. The HTML
+// page itself is checked in a DOM and in a browser by report.test.ts.
 import { describe, expect, it, vi } from "vitest";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -44,20 +45,24 @@ describe("virtio-argo bench --quick (what npm run bench -- --quick runs)", () =>
       expect(md).toMatch(/memcpy limit/);
       const html = readFileSync(join(dir, "bench.html"), "utf8");
       expect(html).toMatch(/Chart\.js v\d/); // the inlined library's banner
-      for (const id of ["read", "write", "latency"]) expect(html).toContain(`<canvas id="${id}"`);
-      expect(html).toContain('type: "logarithmic"');
+      for (const id of ["trade", "read", "write", "latency"]) expect(html).toContain(`<canvas id="${id}"`);
+      expect(html).toContain('"type":"logarithmic"');
       expect(html).toContain('"label":"argo"');
-      // The page's own chart script, run against a stand-in Chart: three log-log charts,
-      // one dataset per transport (plus the memcpy limit on the throughput charts).
+      // The Markdown report's tables are HTML tables, one per table in bench.md.
+      expect(html.match(/<table>/g)?.length).toBe(md.split("\n").filter((l) => /^\|[-:|]+\|$/.test(l)).length);
+      // The page's own chart script, run against a stand-in Chart: the trade chart, then three
+      // log-log charts, one dataset per transport (plus the memcpy limit on the throughput charts).
       const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
       const made: Array<{ id: string; labels: string[]; x: string; y: string }> = [];
       const stub = function (el: { id: string }, cfg: { data: { datasets: Array<{ label: string }> }; options: { scales: { x: { type: string }; y: { type: string } } } }) {
         made.push({ id: el.id, labels: cfg.data.datasets.map((d) => d.label), x: cfg.options.scales.x.type, y: cfg.options.scales.y.type });
       };
-      new Function("Chart", "document", scripts[scripts.length - 1])(stub, { getElementById: (id: string) => ({ id }) });
-      expect(made.map((c) => c.id)).toEqual(["read", "write", "latency"]);
-      expect(made[0].labels).toEqual(["argo", "grant", "foreign", "bounce", "memcpy limit"]);
-      expect(made.every((c) => c.x === "logarithmic" && c.y === "logarithmic")).toBe(true);
+      new Function("Chart", "document", scripts[1])(stub, { getElementById: (id: string) => ({ id }) });
+      expect(made.map((c) => c.id)).toEqual(["trade", "read", "write", "latency"]);
+      expect(made[0].labels).toEqual(["argo", "grant", "foreign", "bounce"]);
+      expect([made[0].x, made[0].y]).toEqual(["linear", "linear"]);
+      expect(made[1].labels).toEqual(["argo", "grant", "foreign", "bounce", "memcpy limit"]);
+      expect(made.slice(1).every((c) => c.x === "logarithmic" && c.y === "logarithmic")).toBe(true);
       expect(() => new Function(scripts[0])).not.toThrow(); // chart.js itself parses
     } finally {
       log.mockRestore();
