@@ -6,6 +6,7 @@ import type { Domain } from "../hypervisor/domain.ts";
 import type { DeviceTypeName, VirtioDeviceModel } from "../devices/types.ts";
 import { VIRTIO_IDS } from "../devices/types.ts";
 import { createDeviceModel, type DeviceModelOptions } from "../devices/index.ts";
+import { DeviceFabric } from "../devices/fabric.ts";
 import { ArgoBackend } from "./backend.ts";
 import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
@@ -61,12 +62,15 @@ const DEFAULT_RING = (256 << 10) + 4096;
 
 export class Toolstack {
   readonly hv: Hypervisor;
+  /** The net switches and vsock hubs of the backend domains (net and vsock models come from it). */
+  readonly fabric: DeviceFabric;
   private readonly kernels = new Map<number, GuestKernel>();
   private readonly pairs: DevicePair[] = [];
   private nextDev = 1;
 
   constructor(hv: Hypervisor) {
     this.hv = hv;
+    this.fabric = new DeviceFabric(hv);
   }
 
   /** The kernel (Argo driver + heap) of a domain, created on first use. */
@@ -91,7 +95,7 @@ export class Toolstack {
         `policy ${this.hv.policy.source} has no ${spec.type} pair for ${spec.frontend.label} -> ${spec.backend.label}: device not enumerated`,
       );
     }
-    const model = spec.model ?? this.makeModel(spec, rule.rules.readOnly === true);
+    const model = spec.model ?? this.fabric.createModel(spec.type, spec.frontend, spec.backend, rule) ?? this.makeModel(spec, rule.rules.readOnly === true);
     // A read_only rule is the policy's, not the VMM's, to relax.
     if (rule.rules.readOnly && spec.type === "blk" && !(model as { readOnly?: boolean }).readOnly) {
       throw new PairDenied(`policy ${this.hv.policy.source} requires ${spec.type} for ${spec.frontend.label} to be read-only`);
@@ -192,6 +196,7 @@ export class Toolstack {
   unplug(pair: DevicePair): void {
     this.busMessage(pair, BUS_DEVICE_REMOVED);
     pair.server.stop();
+    this.fabric.release(pair.model); // a net or vsock port leaves its switch or hub
     const i = this.pairs.indexOf(pair);
     if (i >= 0) this.pairs.splice(i, 1);
   }

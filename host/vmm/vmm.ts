@@ -11,6 +11,7 @@ import { Toolstack, type DevicePair, type SharedPair } from "../transport/toolst
 import { GuestTransport } from "../transport/guest-transport.ts";
 import type { ArgoFrontend } from "../transport/frontend.ts";
 import type { ConsoleOptions } from "../devices/console/model.ts";
+import type { VsockHub } from "../devices/vsock/hub.ts";
 import type { DeviceTypeName, GuestVirtioDevice, VirtioDeviceModel } from "../devices/types.ts";
 import { DeviceSpecError, DomainError, HotplugUnavailable } from "../errors.ts";
 
@@ -167,8 +168,18 @@ export class Vmm {
       (a.device as ArgoFrontend).markGone("device detached by the VMM");
     } else {
       a.pair.device.remove();
+      this.toolstack.fabric.release(a.pair.model); // a net or vsock port leaves its switch or hub
     }
     this.emit({ kind: "device-removed", device: a });
+  }
+
+  /**
+   * The vsock hub of backend domain `backend`, where the VMM is the host (CID 2):
+   * `listen(port, onConnection)` accepts guests' connections, `connect(cid, port)` opens
+   * one to a guest (its CID is its domid + 2). Streams are VsockStream (read, write, shutdown, close).
+   */
+  vsock(backend: Domain): VsockHub {
+    return this.toolstack.fabric.vsockHub(backend);
   }
 
   /** Devices attached now. */
