@@ -9,7 +9,7 @@
 // that is not an outstanding head is skipped), so a lying device cannot corrupt the free
 // list through it. Links are masked to the ring size, so even a scribbled descriptor
 // table keeps every access inside the table.
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, fits, vringNeedEvent } from "./split";
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY, fits, vringNeedEvent } from "./split";
 
 /** vringAdd buffer flags: device-writable; address is a grant DMA handle (bit 63 set, as xen/grant-dma-ops.c). */
 const BUF_WRITABLE: u32 = 1;
@@ -131,7 +131,8 @@ export function vringNeedKick(used: u32, size: u32, state: u32, eventIdx: u32): 
   const old = <u32>load<u16>(state + ST_KICKED_AT);
   const now = <u32>load<u16>(state + ST_AVAIL_IDX);
   store<u16>(state + ST_KICKED_AT, <u16>now);
-  if (eventIdx == 0) return 1;
+  // 2.7.7.2 without EVENT_IDX: avail_event is ignored; used.flags NO_NOTIFY (device-written) says "don't".
+  if (eventIdx == 0) return (load<u16>(used) & VIRTQ_USED_F_NO_NOTIFY) != 0 ? 0 : 1;
   const availEvent = <u32>load<u16>(used + 4 + 8 * size); // device-written
   return vringNeedEvent(availEvent, now, old);
 }

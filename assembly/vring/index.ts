@@ -2,7 +2,7 @@
 // that holds the ring. Device sides (split.ts, packed.ts: the halves that read hostile
 // input), driver sides (driver.ts, packed.ts) and in-Wasm cycle benchmarks. Integers in,
 // integers out.
-export { vringPop, vringPush, vringNeedEvent, vringUsedEvent, vringSetDmaWindow } from "./split";
+export { vringPop, vringPush, vringNeedEvent, vringNeedInterrupt, vringUsedEvent, vringSetDmaWindow } from "./split";
 export { vringDriverInit, vringDriverFree, vringAdd, vringAddIndirect, vringNeedKick, vringReclaim, vringDriverStateSize } from "./driver";
 export {
   packedDeviceStateSize, packedDeviceInit, packedPop, packedPush, packedNeedInterrupt,

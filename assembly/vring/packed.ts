@@ -13,15 +13,17 @@
 //
 // Each side keeps its indices in a state block the caller owns (see *StateSize):
 //   device: +0 next_avail, +2 avail_wrap, +4 next_used, +6 used_wrap, +8 signalled_used,
-//           +10 pad, +16 le16 desc_count[size] (ring descriptors per id)
+//           +10 signalled_wrap, +12 le32 used_since_signal (descriptors, capped at
+//           2 x size), +16 le16 desc_count[size] (ring descriptors per id)
 //   driver: +0 next_avail, +2 avail_wrap, +4 next_used, +6 used_wrap, +8 num_free,
 //           +10 free_id, +12 kicked_at, +14 kicked_wrap, +16 fifo_head, +18 fifo_len,
-//           +20 in_order, +24 le16 chain_len[size], le16 next_free[size], le16 fifo[size]
+//           +20 in_order, +22 added_since_kick (descriptors, capped at 0xFFFF),
+//           +24 le16 chain_len[size], le16 next_free[size], le16 fifo[size]
 //           (fifo: outstanding ids in the order added, kept only with IN_ORDER)
 import {
   ERR_ADDRESS_OUT_OF_RANGE, ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_INDEX_OUT_OF_RANGE, ERR_INDIRECT_IN_INDIRECT,
-  ERR_INDIRECT_NOT_SUPPORTED, ERR_INVALID_INDIRECT_LENGTH, ERR_LENGTH_OVERFLOW, ERR_READABLE_AFTER_WRITABLE,
-  FEATURE_EVENT_IDX, FEATURE_INDIRECT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, dmaAt, dmaLimit, fits, vringNeedEvent,
+  ERR_INDIRECT_NOT_SUPPORTED, ERR_INDIRECT_WITH_NEXT, ERR_INVALID_INDIRECT_LENGTH, ERR_LENGTH_OVERFLOW, ERR_READABLE_AFTER_WRITABLE,
+  FEATURE_EVENT_IDX, FEATURE_INDIRECT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, dmaAt, dmaLimit, fits,
 } from "./split";
 
 /** A chain's later descriptor is not available yet: the driver published a head before its tail. */
@@ -73,6 +75,7 @@ export function packedDeviceInit(size: u32, state: u32): i32 {
   memory.fill(state, 0, packedDeviceStateSize(size));
   store<u16>(state + 2, 1);
   store<u16>(state + 6, 1);
+  store<u16>(state + 10, 1); // signalled at position 0 of lap 1
   return 0;
 }
 
@@ -115,13 +118,17 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
     }
     if ((flags & VIRTQ_DESC_F_INDIRECT) != 0) {
       if ((features & FEATURE_INDIRECT) == 0) return ERR_INDIRECT_NOT_SUPPORTED;
-      // 2.8.8: an indirect descriptor is alone in its chain (no NEXT), its table a
-      // non-zero multiple of 16 bytes whose entries are walked in order.
-      if ((flags & VIRTQ_DESC_F_NEXT) != 0 || count != 0) return ERR_INDIRECT_IN_INDIRECT;
+      // 2.8.8: an indirect descriptor ends its list (no NEXT), its table a non-zero
+      // multiple of 16 bytes whose entries are walked in order. A driver MUST NOT put one
+      // after direct descriptors; the split ring allows that chain (2.7.5.3.1) and serves
+      // it, so this side serves it too with the same rules (order, bounds, out block)
+      // rather than naming one chain valid in one format and broken in the other.
+      if ((flags & VIRTQ_DESC_F_NEXT) != 0) return ERR_INDIRECT_WITH_NEXT;
       if (len == 0 || (len & 15) != 0) return ERR_INVALID_INDIRECT_LENGTH;
       const entries = len >> 4;
-      // The out block holds `size` buffers: a longer table is refused, not truncated.
-      if (entries > size) return ERR_CHAIN_TOO_LONG;
+      // The out block holds `size` buffers: a longer list is refused, not truncated
+      // (count < descs <= size, so the sum cannot wrap).
+      if (count + entries > size) return ERR_CHAIN_TOO_LONG;
       for (let k: u32 = 0; k < entries; k++) {
         const e = dmaAt(lo) + 16 * k; // inside the window's [lo, lo + len): checked above
         const ef = load<u16>(e + 14);
@@ -135,7 +142,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
         sawWritable = sawWritable || w;
         total += <u64>elen;
         if (total > 0xffffffff) return ERR_LENGTH_OVERFLOW;
-        emit(out, count++, dmaAt(elo), elen, ef); // count < entries <= size
+        emit(out, count++, dmaAt(elo), elen, ef); // count < count0 + entries <= size
       }
       break;
     }
@@ -178,7 +185,12 @@ export function packedPush(desc: u32, size: u32, state: u32, id: u32, written: u
   const d = desc + 16 * i;
   store<u32>(d + 8, written);
   store<u16>(d + 12, <u16>id);
-  store<u16>(d + 14, wrap != 0 ? F_AVAIL | F_USED : 0);
+  // 2.8.4/2.8.5: in a used descriptor WRITE says the device wrote data, and len is
+  // reserved (ignored by drivers) without it; so it is set exactly when len means something.
+  store<u16>(d + 14, (wrap != 0 ? F_AVAIL | F_USED : 0) | (written != 0 ? VIRTQ_DESC_F_WRITE : 0));
+  let moved = load<u32>(state + 12) + n; // n <= size, the sum stays far below 2^32
+  if (moved > 2 * size) moved = 2 * size;
+  store<u32>(state + 12, moved);
   i += n;
   if (i >= size) {
     i -= size;
@@ -197,16 +209,35 @@ export function packedPush(desc: u32, size: u32, state: u32, id: u32, written: u
 export function packedNeedInterrupt(driverEvent: u32, size: u32, state: u32): i32 {
   if (!sizeOk(size) || !fits(driverEvent, 4) || !fits(state, 16)) return 1;
   const old = <u32>load<u16>(state + 8);
-  const now = <u32>load<u16>(state + 4);
-  const usedWrap = <u32>load<u16>(state + 6);
-  store<u16>(state + 8, <u16>now);
+  const oldWrap = <u32>load<u16>(state + 10);
+  const moved = load<u32>(state + 12);
+  store<u16>(state + 8, load<u16>(state + 4));
+  store<u16>(state + 10, load<u16>(state + 6));
+  store<u32>(state + 12, 0);
   const offWrap = <u32>load<u16>(driverEvent);
   const flags = load<u16>(driverEvent + 2);
   if (flags == EVENT_DISABLE) return 0;
   if (flags != EVENT_DESC) return 1;
-  let off = offWrap & 0x7fff;
-  if ((offWrap >> 15) != usedWrap) off -= size;
-  return vringNeedEvent(off & 0xffff, now, old);
+  return eventInRange(offWrap, size, old, oldWrap, moved);
+}
+
+/**
+ * Event suppression with RING_EVENT_FLAGS_DESC (2.8.10, both directions): does the
+ * descriptor named by `offWrap` lie among the `moved` descriptors written since position
+ * `old` of the lap with wrap counter `oldWrap`? Positions are counted on a circle of
+ * 2 x size (the wrap counter is the lap's parity), and `moved` is a count, not a
+ * difference of indices: one chain covering the whole ring moves `size` and still
+ * matches, where QEMU's and Linux's u16 arithmetic (vring_need_event on indices that wrap
+ * at `size`) sees no movement and loses the event. `offWrap` is the other side's, hostile:
+ * any value gives an answer, nothing traps.
+ */
+function eventInRange(offWrap: u32, size: u32, old: u32, oldWrap: u32, moved: u32): i32 {
+  if (moved == 0) return 0;
+  const laps: u32 = 2 * size;
+  if (moved >= laps) return 1; // everything was written over
+  const oldPos = old + (oldWrap != 0 ? 0 : size);
+  const eventPos = (offWrap & 0x7fff) + ((offWrap >> 15) != 0 ? 0 : size); // < 2^16
+  return (eventPos + laps - oldPos) % laps < moved ? 1 : 0;
 }
 
 // ---- driver side --------------------------------------------------------------------
@@ -222,6 +253,7 @@ const DS_KICKED_WRAP: u32 = 14;
 const DS_FIFO_HEAD: u32 = 16;
 const DS_FIFO_LEN: u32 = 18;
 const DS_IN_ORDER: u32 = 20;
+const DS_ADDED: u32 = 22;
 const DS_TABLES: u32 = 24;
 
 export function packedDriverStateSize(size: u32): u32 {
@@ -323,6 +355,8 @@ export function packedAdd(desc: u32, size: u32, state: u32, bufs: u32, n: u32, t
   store<u16>(state + DS_AVAIL_WRAP, <u16>wrap);
   store<u16>(state + DS_NUM_FREE, <u16>(free - ringDescs));
   store<u16>(chainLenAt(state, id), <u16>ringDescs);
+  const added = <u32>load<u16>(state + DS_ADDED) + ringDescs;
+  store<u16>(state + DS_ADDED, <u16>(added > 0xffff ? 0xffff : added));
   if (load<u16>(state + DS_IN_ORDER) != 0) {
     // At most `size` ids are outstanding, so the fifo never overflows.
     const fh = <u32>load<u16>(state + DS_FIFO_HEAD);
@@ -337,18 +371,17 @@ export function packedAdd(desc: u32, size: u32, state: u32, bufs: u32, n: u32, t
 export function packedNeedKick(deviceEvent: u32, size: u32, state: u32): i32 {
   if (!sizeOk(size) || !fits(deviceEvent, 4) || !fits(state, DS_TABLES)) return 1;
   const old = <u32>load<u16>(state + DS_KICKED_AT);
-  const now = <u32>load<u16>(state + DS_NEXT_AVAIL);
-  const availWrap = <u32>load<u16>(state + DS_AVAIL_WRAP);
-  store<u16>(state + DS_KICKED_AT, <u16>now);
-  store<u16>(state + DS_KICKED_WRAP, <u16>availWrap);
+  const oldWrap = <u32>load<u16>(state + DS_KICKED_WRAP);
+  const added = <u32>load<u16>(state + DS_ADDED);
+  store<u16>(state + DS_KICKED_AT, load<u16>(state + DS_NEXT_AVAIL));
+  store<u16>(state + DS_KICKED_WRAP, load<u16>(state + DS_AVAIL_WRAP));
+  store<u16>(state + DS_ADDED, 0);
   const offWrap = <u32>load<u16>(deviceEvent);
   const flags = load<u16>(deviceEvent + 2);
   if (flags == EVENT_DISABLE) return 0;
   if (flags != EVENT_DESC) return 1;
-  // Linux's virtqueue_kick_prepare_packed: an offset on the other lap counts from -size.
-  let off = offWrap & 0x7fff;
-  if ((offWrap >> 15) != availWrap) off -= size;
-  return vringNeedEvent(off & 0xffff, now, old);
+  // A saturated count (only a 32768-entry ring can reach it) means "everything".
+  return eventInRange(offWrap, size, old, oldWrap, added == 0xffff ? 2 * size : added);
 }
 
 /**
@@ -370,7 +403,8 @@ export function packedReclaim(desc: u32, driverEvent: u32, size: u32, state: u32
     const flags = load<u16>(d + 14); // device-written, read once
     if (!isUsed(flags, wrap)) break;
     const id = <u32>load<u16>(d + 12);
-    const written = load<u32>(d + 8);
+    // 2.8.5: len is reserved without WRITE, and ignored: nothing was written.
+    const written = (flags & VIRTQ_DESC_F_WRITE) != 0 ? load<u32>(d + 8) : 0;
     if (id >= size || load<u16>(chainLenAt(state, id)) == 0) return ERR_BAD_QUEUE;
     const inOrder = load<u16>(state + DS_IN_ORDER) != 0;
     // Retire in FIFO order up to `id` (in-order), or just `id` (any order).

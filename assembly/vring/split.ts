@@ -27,6 +27,14 @@ export const ERR_BAD_QUEUE: i32 = -8;
 export const ERR_INDIRECT_IN_INDIRECT: i32 = -9;
 export const ERR_INVALID_INDIRECT_LENGTH: i32 = -10;
 export const ERR_CHAIN_TOO_LONG: i32 = -11;
+// -12 is packed.ts's ERR_INCOMPLETE_CHAIN.
+/** A descriptor with both INDIRECT and NEXT (2.7.5.3.1, 2.8.8: a driver MUST NOT set both). */
+export const ERR_INDIRECT_WITH_NEXT: i32 = -13;
+
+/** avail.flags bit 0 (2.7.7.2): the driver asks for no used buffer notifications. */
+export const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
+/** used.flags bit 0 (2.7.7.2): the device asks for no available buffer notifications. */
+export const VIRTQ_USED_F_NO_NOTIFY: u16 = 1;
 
 /** vringPop `features` bits: the ring features the driver negotiated. */
 export const FEATURE_EVENT_IDX: u32 = 1;
@@ -138,9 +146,12 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
     if ((flags & VIRTQ_DESC_F_INDIRECT) != 0) {
       // Not negotiated: the driver may not use indirect tables at all.
       if ((features & FEATURE_INDIRECT) == 0) return ERR_INDIRECT_NOT_SUPPORTED;
-      // 2.7.5.3.1: no nested tables, and the ring descriptor holding one has no NEXT.
+      // 2.7.5.3.1: no nested tables, and the ring descriptor holding one has no NEXT. A
+      // table may end a chain of direct descriptors (the split ring does not forbid it;
+      // vhost and rust-vmm serve it): its entries follow them, with the same rules and
+      // the same out-block bound. packed.ts serves that chain alike.
       if (inIndirect) return ERR_INDIRECT_IN_INDIRECT;
-      if ((flags & VIRTQ_DESC_F_NEXT) != 0) return ERR_INDIRECT_IN_INDIRECT;
+      if ((flags & VIRTQ_DESC_F_NEXT) != 0) return ERR_INDIRECT_WITH_NEXT;
       if (len == 0 || (len & 15) != 0 || (len >> 4) > MAX_INDIRECT) return ERR_INVALID_INDIRECT_LENGTH;
       table = dmaAt(lo); // inside the window: checked above
       tableSize = len >> 4;
@@ -181,6 +192,19 @@ export function vringPush(used: u32, size: u32, usedIdx: u32, head: u32, written
   const next = (usedIdx + 1) & 0xffff;
   store<u16>(used + 2, <u16>next);
   return next;
+}
+
+/**
+ * Should the device send a used buffer notification for what it pushed since the used
+ * idx was `old` (2.7.7.2)? Nothing pushed: no. With EVENT_IDX: vring_need_event against
+ * used_event, avail.flags ignored. Without it: yes unless the driver set
+ * VIRTQ_AVAIL_F_NO_INTERRUPT (used_event ignored). Both fields are driver-written, read once.
+ */
+export function vringNeedInterrupt(avail: u32, size: u32, usedIdx: u32, old: u32, eventIdx: u32): i32 {
+  if (((usedIdx - old) & 0xffff) == 0) return 0;
+  if (!fits(avail, 6 + 2 * <u64>size)) return 1; // cannot read the driver's wish: do not lose an interrupt
+  if (eventIdx != 0) return vringNeedEvent(<u32>load<u16>(avail + 4 + 2 * size), usedIdx, old);
+  return (load<u16>(avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) != 0 ? 0 : 1;
 }
 
 /** vring_need_event (2.7.10): did idx move past event since old? All u16. */

@@ -28,7 +28,7 @@ export function vringNeedEvent(event: number, newIdx: number, old: number): bool
 export type SplitError =
   | "AvailIdxJump" | "IndexOutOfRange" | "DescriptorLoop" | "ChainTooLong" | "AddressOutOfRange"
   | "ReadableAfterWritable" | "IndirectNotSupported" | "LengthOverflow" | "BadQueue"
-  | "IndirectInIndirect" | "InvalidIndirectLength" | "IncompleteChain";
+  | "IndirectInIndirect" | "InvalidIndirectLength" | "IncompleteChain" | "IndirectWithNext";
 
 /** Where a split ring lives in memory. */
 export interface SplitLayout {
@@ -193,12 +193,14 @@ export interface VringEngine {
   vringPush(used: number, size: number, usedIdx: number, head: number, written: number): number;
   vringNeedEvent(event: number, newIdx: number, old: number): number;
   vringUsedEvent(avail: number, size: number): number;
+  vringNeedInterrupt(avail: number, size: number, usedIdx: number, old: number, eventIdx: number): number;
 }
 
 export const VRING_ERRORS: Record<number, SplitError> = {
   [-1]: "AvailIdxJump", [-2]: "IndexOutOfRange", [-3]: "DescriptorLoop", [-4]: "AddressOutOfRange",
   [-5]: "ReadableAfterWritable", [-6]: "IndirectNotSupported", [-7]: "LengthOverflow", [-8]: "BadQueue",
   [-9]: "IndirectInIndirect", [-10]: "InvalidIndirectLength", [-11]: "ChainTooLong", [-12]: "IncompleteChain",
+  [-13]: "IndirectWithNext",
 };
 
 /**
@@ -275,9 +277,8 @@ class SplitDevice implements DeviceSide {
   needsInterrupt(): boolean {
     const old = this.signalledAt;
     this.signalledAt = this.usedIdx;
-    if (!this.eventIdx) return old !== this.usedIdx;
-    const usedEvent = this.engine.vringUsedEvent(this.l.avail, this.l.size); // driver-written
-    return this.engine.vringNeedEvent(usedEvent, this.usedIdx, old) === 1;
+    // used_event with EVENT_IDX, avail.flags NO_INTERRUPT without it (2.7.7.2): both read in Wasm.
+    return this.engine.vringNeedInterrupt(this.l.avail, this.l.size, this.usedIdx, old, this.eventIdx ? 1 : 0) === 1;
   }
 }
 

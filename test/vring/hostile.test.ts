@@ -96,7 +96,7 @@ describe("hostile driver, packed ring (device side)", () => {
     expect(q.device.pop(new ChainBuffers(8192))).toBeLessThan(0);
     expect(q.device.error).toBe("LengthOverflow");
   });
-  it("IndirectNotSupported, IndirectInIndirect, InvalidIndirectLength", () => {
+  it("IndirectNotSupported, IndirectInIndirect, IndirectWithNext, InvalidIndirectLength", () => {
     const a = packed(8, false);
     a.put(0, a.table, 16, INDIRECT | AVAIL);
     expect(a.pop()).toBeLessThan(0);
@@ -112,7 +112,7 @@ describe("hostile driver, packed ring (device side)", () => {
     c.put(0, c.table, 16, INDIRECT | NEXT | AVAIL); // NEXT beside INDIRECT
     c.put(1, 4096, 16, AVAIL);
     expect(c.pop()).toBeLessThan(0);
-    expect(c.q.device.error).toBe("IndirectInIndirect");
+    expect(c.q.device.error).toBe("IndirectWithNext");
 
     for (const len of [0, 24]) {
       const d = packed(8, true);
