@@ -46,6 +46,9 @@ export class GuestDriverQueue implements DriverQueue {
   private batchN = 0;
   private delivering = false;
   private again = false;
+  /** 1 for each head added and not yet handed back: what close() fails. */
+  private readonly outstanding: Uint8Array;
+  private closed = false;
   /** First pass of a reclaim: no driver code runs here, so no head is reused before it is read. */
   private readonly collect = (head: number, written: number): void => {
     if (this.batchN >= this.batchToken.length) return; // at most `size` chains are ever out
@@ -55,6 +58,7 @@ export class GuestDriverQueue implements DriverQueue {
     this.batchWritten[i] = written;
     this.batchFailed[i] = this.failed[head];
     this.failed[head] = 0;
+    this.outstanding[head] = 0;
   };
 
   constructor(side: DriverSide, onUsed: UsedHandler, notify: () => void, dma: DmaOps | null = null) {
@@ -70,6 +74,7 @@ export class GuestDriverQueue implements DriverQueue {
     this.batchToken = new Float64Array(side.size);
     this.batchWritten = new Float64Array(side.size);
     this.batchFailed = new Uint8Array(side.size);
+    this.outstanding = new Uint8Array(side.size);
   }
 
   get size(): number {
@@ -83,6 +88,12 @@ export class GuestDriverQueue implements DriverQueue {
   add(buffers: readonly GuestBuffer[], token: number): boolean {
     const n = buffers.length;
     if (n === 0 || n > this.side.size) return false;
+    if (this.closed) {
+      // The device is gone: the request fails with IOERR as the device contract says, from
+      // a microtask (never inside the driver's own add), and the ring is not touched.
+      queueMicrotask(() => this.onUsed(token, 0, true));
+      return true;
+    }
     // Enough descriptors first: a DMA layer must not map what cannot be added.
     if (n > this.side.freeDescriptors) return false;
     const dma = this.dma;
@@ -108,11 +119,36 @@ export class GuestDriverQueue implements DriverQueue {
     dma?.commit(head);
     this.tokens[head] = token;
     this.failed[head] = 0;
+    this.outstanding[head] = 1;
     return true;
   }
 
   kick(): void {
-    if (this.side.needsKick()) this.notify();
+    if (!this.closed && this.side.needsKick()) this.notify();
+  }
+
+  /** True once close() ran: add() fails each request at once, the ring is never touched again. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * The queue is going away (device reset, removal, backend gone): every chain still out
+   * completes with an error, now, and later adds fail without touching the ring. Called before the
+   * ring's pages are released, so no later add or reclaim touches memory that may already
+   * hold something else.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.interrupt(); // what the device already returned is delivered as it completed
+    this.closed = true;
+    const tokens: number[] = [];
+    for (let h = 0; h < this.outstanding.length; h++) {
+      if (this.outstanding[h] === 0) continue;
+      this.outstanding[h] = 0;
+      tokens.push(this.tokens[h]);
+    }
+    for (const t of tokens) this.onUsed(t, 0, true);
   }
 
   /** The transport says chain `head` failed (IOERR): its completion reports error. */
@@ -127,6 +163,7 @@ export class GuestDriverQueue implements DriverQueue {
    * that throws leaves the rest of its batch for the next interrupt.
    */
   interrupt(): void {
+    if (this.closed) return;
     if (this.delivering) {
       this.again = true;
       return;
@@ -134,12 +171,14 @@ export class GuestDriverQueue implements DriverQueue {
     this.delivering = true;
     try {
       this.deliverBatch(); // what a callback that threw left undelivered
+      // A callback may close the queue (reset, removal): its ring may then be released, so
+      // no reclaim follows; what this batch already took is still delivered.
       do {
         this.again = false;
         this.batchAt = this.batchN = 0;
         this.side.reclaim(this.collect);
         this.deliverBatch();
-      } while (this.again);
+      } while (this.again && !this.closed);
     } finally {
       this.delivering = false;
     }

@@ -48,7 +48,23 @@ export class GuestTransport {
     this.listeners.push(cb);
   }
 
+  /**
+   * Forgets a device: its frontend stops (requests in flight fail, its pages go back to
+   * the heap) and listeners hear "removed". False if there is no such device.
+   */
+  remove(devNum: number): boolean {
+    const fe = this.devices.get(devNum);
+    if (!fe) return false;
+    fe.stop();
+    this.devices.delete(devNum);
+    for (const l of this.listeners) l("removed", fe);
+    return true;
+  }
+
   private attach(e: DeviceEntry): ArgoFrontend | null {
+    // Frontends whose backend died or was revoked hold a device slot and pages for
+    // nothing: they go before a new device is counted against MAX_DEVICES.
+    for (const [devNum, fe] of this.devices) if (fe.gone) this.remove(devNum);
     // A backend announcing devices without end must not exhaust this guest's memory.
     if (this.devices.has(e.devNum) || this.devices.size >= MAX_DEVICES) return null;
     let fe: ArgoFrontend;
@@ -58,7 +74,10 @@ export class GuestTransport {
         // Implemented on the guest's rings by the frontend's (Wasm) device side.
         ringFeatures: VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_RING_PACKED,
       });
-      if (fe.start() < 0) return null;
+      if (fe.start() < 0) {
+        fe.stop(); // its scratch pages go back
+        return null;
+      }
     } catch {
       return null; // out of guest memory: the device is not attached
     }
@@ -96,9 +115,7 @@ export class GuestTransport {
           this.stats.busRejected++;
           continue;
         }
-        fe.stop();
-        this.devices.delete(entry.devNum);
-        for (const l of this.listeners) l("removed", fe);
+        this.remove(entry.devNum);
       } else {
         this.stats.busRejected++;
       }

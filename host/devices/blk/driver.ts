@@ -36,6 +36,7 @@ export class BlkDriver {
   private segmentBytes = Infinity;
   /** Requests the queue could not take (descriptors or DMA mappings exhausted): retried as others complete. */
   private readonly blocked: Array<{ slot: number; bufs: GuestBuffer[] }> = [];
+  private closed = false;
 
   constructor(dev: GuestVirtioDevice, opts: BlkDriverOptions = {}) {
     this.dev = dev;
@@ -71,6 +72,27 @@ export class BlkDriver {
     }
   }
 
+  /**
+   * Unbinds the driver (Linux's remove): resets the device, so requests in flight fail and
+   * the device stops writing into this driver's pages, then gives those pages back. Every
+   * request after close fails with IOERR.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.dev.gone) await this.dev.reset().catch(() => {}); // a gone device has nothing left to stop
+    for (const b of this.blocked.splice(0)) this.complete(b.slot, true);
+    for (const w of this.waiting.splice(0)) w();
+    for (const s of this.slots) {
+      s.resolve?.(B.VIRTIO_BLK_S_IOERR);
+      s.resolve = null;
+      this.dev.free(s.gpa, 4096);
+    }
+    this.slots.length = 0;
+    this.freeSlots.length = 0;
+    this.queue = null;
+  }
+
   /** Reads `len` bytes (a multiple of 512) at `sector` into guest memory at `gpa`; resolves with the status. */
   read(sector: number, gpa: number, len: number): Promise<number> {
     return this.request(B.VIRTIO_BLK_T_IN, sector, this.segments(gpa, len, true));
@@ -103,6 +125,7 @@ export class BlkDriver {
   /** The device's id string (GET_ID), or null on error. */
   async getId(): Promise<string | null> {
     const slot = await this.takeSlot();
+    if (slot < 0 || this.closed) return null;
     const gpa = this.slots[slot].gpa + SLOT_ID;
     const status = await this.submit(slot, B.VIRTIO_BLK_T_GET_ID, 0, [{ gpa, len: B.VIRTIO_BLK_ID_BYTES, writable: true }]);
     if (status !== B.VIRTIO_BLK_S_OK) return null;
@@ -113,6 +136,7 @@ export class BlkDriver {
 
   private async request(type: number, sector: number, data: GuestBuffer[], segment?: { sector: number; count: number }): Promise<number> {
     const slot = await this.takeSlot();
+    if (slot < 0 || this.closed) return B.VIRTIO_BLK_S_IOERR; // closed (its slots are gone)
     if (segment) {
       const at = this.slots[slot].gpa + SLOT_SEGMENT;
       this.dv.setBigUint64(at, BigInt(segment.sector), true);
@@ -175,9 +199,11 @@ export class BlkDriver {
     resolve(status > B.VIRTIO_BLK_S_UNSUPP ? B.VIRTIO_BLK_S_IOERR : status);
   }
 
+  /** A free slot, once there is one; -1 once the driver is closed. */
   private takeSlot(): Promise<number> {
+    if (this.closed) return Promise.resolve(-1);
     const slot = this.freeSlots.pop();
     if (slot !== undefined) return Promise.resolve(slot);
-    return new Promise((resolve) => this.waiting.push(() => resolve(this.freeSlots.pop()!)));
+    return new Promise((resolve) => this.waiting.push(() => resolve(this.closed ? -1 : (this.freeSlots.pop() ?? -1))));
   }
 }

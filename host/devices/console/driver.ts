@@ -14,6 +14,7 @@ export class ConsoleDriver {
   private readonly listeners: Array<(bytes: Uint8Array) => void> = [];
   private readonly txDone = new Map<number, { gpa: number; len: number; resolve: (ok: boolean) => void }>();
   private nextToken = 1;
+  private closed = false;
 
   constructor(dev: GuestVirtioDevice) {
     this.dev = dev;
@@ -35,6 +36,23 @@ export class ConsoleDriver {
       this.rxBufs.push(this.dev.alloc(RX_BUFFER_SIZE));
       this.post(i);
     }
+  }
+
+  /**
+   * Unbinds the driver: resets the device (pending writes resolve false, the device stops
+   * writing into the receive buffers), then gives the receive buffers back.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.dev.gone) await this.dev.reset().catch(() => {});
+    for (const [token, t] of this.txDone) {
+      this.txDone.delete(token);
+      this.dev.free(t.gpa, t.len);
+      t.resolve(false);
+    }
+    for (const gpa of this.rxBufs.splice(0)) this.dev.free(gpa, RX_BUFFER_SIZE);
+    this.rx = this.tx = null;
   }
 
   onData(cb: (bytes: Uint8Array) => void): void {
@@ -64,7 +82,7 @@ export class ConsoleDriver {
   }
 
   private received(i: number, written: number, error: boolean): void {
-    if (error || this.dev.gone) return; // the device is going away: nothing to repost
+    if (error || this.dev.gone || this.closed) return; // the device is going away: nothing to repost
     const n = Math.min(written, RX_BUFFER_SIZE);
     const bytes = new Uint8Array(this.dev.memory.buffer).slice(this.rxBufs[i], this.rxBufs[i] + n);
     for (const l of this.listeners) l(bytes);

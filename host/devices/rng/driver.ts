@@ -28,6 +28,18 @@ export class RngDriver {
     await this.dev.driverOk();
   }
 
+  /** Unbinds the driver: resets the device; reads in flight resolve null and their buffers go back. */
+  async close(): Promise<void> {
+    const q = this.q;
+    this.q = null;
+    if (q && !this.dev.gone) await this.dev.reset().catch(() => {});
+    for (const [token, w] of this.waiting) {
+      this.waiting.delete(token);
+      this.dev.free(w.gpa, w.len);
+      w.resolve(null);
+    }
+  }
+
   /** Up to n random bytes from the device (it may return fewer), or null on error or when `queueSize` reads are already in flight. */
   read(n: number): Promise<Uint8Array | null> {
     if (!this.q) return Promise.resolve(null);

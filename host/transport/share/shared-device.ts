@@ -77,12 +77,16 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
   }
 
   protected onReset(): void {
+    // Chains still out (a model that holds requests, as console does its receive buffers)
+    // fail now, before their ring and mappings go.
+    for (const q of this.queues) q?.driver.close();
     for (const q of this.queues) q?.release?.();
     this.queues = [];
   }
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
+    this.queues[index]?.driver.close();
     this.queues[index]?.release?.();
     // The notify "register write" traps straight into the device model.
     const q = this.createQueue(index, size, onUsed, () => this.cfg.model.queueNotify(index));
@@ -94,8 +98,12 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
     this.configListeners.push(cb);
   }
 
-  /** Unplug: the device stops; nothing is in flight (requests complete synchronously). */
+  /**
+   * Unplug, or the backend domain is gone: the model stops, every request still out
+   * completes with an error, the queues' memory goes back, and later calls fail.
+   */
   remove(): void {
+    if (this.isGone) return;
     this.isGone = true;
     this.cfg.model.reset();
     this.onReset();
