@@ -266,6 +266,11 @@ th,td{border:1px solid #ccc;padding:3px 8px}thead th{background:#f0f0f0;cursor:p
 th[aria-sort=ascending]::after{content:" \\25b2"}th[aria-sort=descending]::after{content:" \\25bc"}
 tbody tr:nth-child(even){background:#fafafa}code{background:#f3f3f3;padding:0 3px}.none{color:#777;font-style:italic}`;
 
+/**
+ * The report page: `markdown` is bench.md (its tables become HTML tables), `share` draws the
+ * charts, `doc` is the bench JSON, embedded as it is and read for the run's machine line and
+ * the optional sections (`results.linux`, see {@link ReportSection}).
+ */
 export function htmlReport(title: string, markdown: string, share: ShareResults, doc: unknown): string {
   const charts = chartSeries(share);
   const d = (doc ?? {}) as BenchDoc;
