@@ -2,6 +2,7 @@
 // in the guest's own memory, makes the real hypercall (so every byte goes through the
 // hypervisor's decoding and checks), and reads its rings with the Wasm reader over its
 // own memory. No per-message allocation: the argument structs live in one scratch page.
+import { viewsOf, type MemoryViews } from "./views.ts";
 import type { Domain } from "../hypervisor/domain.ts";
 import {
   ADDR_APORT, ADDR_DOMID, DOMID_ANY, GFN_SIZE, IOV_HND, IOV_LEN, IOV_SIZE, MAXIOV, OP_NOTIFY, OP_REGISTER_RING,
@@ -43,21 +44,34 @@ export class GuestArgo {
   /** One page of hypercall argument structs, owned by this driver. */
   readonly scratch: number;
   readonly meta: MessageMeta = { payloadLen: 0, srcAport: 0, srcDomid: 0, messageType: 0 };
-  private readonly dv: DataView;
-  private readonly u32: Uint32Array;
+  /** This guest's memory views (made again after an emulator's memory grew). */
+  private readonly views: MemoryViews;
   /** Destination currently laid out in the send_addr struct (a driver reuses it). */
   private addrDomid = -1;
   private addrAport = -1;
   private addrSrcAport = -1;
   private readonly gatherGpa = new Float64Array(MAXIOV);
   private readonly gatherLen = new Float64Array(MAXIOV);
+  /**
+   * Told of every range a read wrote into this guest's memory. Null for guests whose code
+   * is not compiled from their memory; set for an emulated guest (Linux in v86), whose
+   * compiled code for a page must be dropped when bytes land there.
+   */
+  onWrite: ((gpa: number, len: number) => void) | null = null;
 
   constructor(domain: Domain, heap = new GuestHeap(domain.memory.buffer.byteLength)) {
     this.domain = domain;
     this.heap = heap;
     this.scratch = heap.allocPages(1);
-    this.dv = new DataView(domain.memory.buffer);
-    this.u32 = new Uint32Array(domain.memory.buffer);
+    this.views = viewsOf(domain.memory);
+  }
+
+  private get dv(): DataView {
+    return this.views.fresh().dv;
+  }
+
+  private get u32(): Uint32Array {
+    return this.views.fresh().u32;
   }
 
   /**
@@ -81,7 +95,7 @@ export class GuestArgo {
       this.dv.setUint32(gfnListGpa + i * GFN_SIZE + 4, 0, true);
     }
     const ringGpa = gfns[0] * PAGE_SIZE;
-    new Uint8Array(this.domain.memory.buffer, ringGpa, 64).fill(0); // rx_ptr = tx_ptr = 0
+    this.views.fresh().u8.fill(0, ringGpa, ringGpa + 64); // rx_ptr = tx_ptr = 0
     const reg = this.scratch + SCRATCH_REG;
     this.dv.setUint32(reg + REGISTER_APORT, aport, true);
     this.dv.setUint16(reg + REGISTER_PARTNER, partner, true);
@@ -158,7 +172,10 @@ export class GuestArgo {
   read(ring: GuestRing, bufGpa: number, cap: number): number {
     const metaGpa = this.scratch + SCRATCH_META;
     const n = this.domain.engine.argoReadMessage(ring.gfnListGpa, ring.len, metaGpa, bufGpa, cap);
-    if (n >= 0) this.loadMeta(n);
+    if (n >= 0) {
+      this.loadMeta(n);
+      if (this.onWrite !== null && n > 0) this.onWrite(bufGpa, Math.min(n, cap));
+    }
     return n;
   }
 
@@ -169,8 +186,19 @@ export class GuestArgo {
   recv(ring: GuestRing, iovGpa: number, niov: number, skip: number, consume: boolean): number {
     const metaGpa = this.scratch + SCRATCH_META;
     const n = this.domain.engine.argoRecv(ring.gfnListGpa, ring.len, metaGpa, iovGpa, niov, skip, consume ? 1 : 0);
-    if (n >= 0) this.loadMeta(n);
+    if (n >= 0) {
+      this.loadMeta(n);
+      if (this.onWrite !== null) this.wrote(iovGpa, niov);
+    }
     return n;
+  }
+
+  /** Reports the iov buffers a recv scattered into (their whole lengths: an upper bound). */
+  private wrote(iovGpa: number, niov: number): void {
+    for (let i = 0; i < niov; i++) {
+      const len = this.dv.getUint32(iovGpa + 8 * i + 4, true);
+      if (len > 0) this.onWrite!(this.dv.getUint32(iovGpa + 8 * i, true), len);
+    }
   }
 
   private loadMeta(n: number): void {

@@ -10,6 +10,7 @@
 // buffer (2, within its own memory), so ring space is freed at once and device models
 // may complete out of order. Completions: hypervisor copy into the frontend's ring,
 // then the frontend's copy into the driver's buffers.
+import { viewsOf } from "../guest/views.ts";
 import type { GuestArgo, GuestRing } from "../guest/argo-driver.ts";
 import { GuestHeap } from "../guest/heap.ts";
 import { READ_EMPTY } from "../hypervisor/engine.ts";
@@ -107,7 +108,7 @@ export class ArgoBackend {
     this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.scratch = cfg.heap.allocPages(1);
     this.dv = new DataView(cfg.argo.domain.memory.buffer);
-    this.outbox = new ControlOutbox(this.dv, this.scratch + 1024, (gpa, size) =>
+    this.outbox = new ControlOutbox(viewsOf(cfg.argo.domain.memory), this.scratch + 1024, (gpa, size) =>
       cfg.argo.send(cfg.frontendDomid, cfg.entry.frontendPort, gpa, size, MSG_CONTROL, cfg.entry.backendPort));
     this.control = new ControlEndpoint(cfg.model, {
       activate: (sizes, features) => this.activate(sizes, features),

@@ -3,6 +3,7 @@
 // space notification; here also the rate limiter's refill): a control message is kept
 // until then instead of failing driver setup or dropping a backend's reply. Messages keep
 // their order; the queue is bounded, so a peer that never reads cannot make it grow.
+import type { MemoryViews } from "../guest/views.ts";
 import { EAGAIN } from "../hypervisor/errno.ts";
 import { CONTROL_HEADER_SIZE, encodeControl } from "./wire.ts";
 
@@ -19,13 +20,17 @@ interface Queued {
 
 export class ControlOutbox {
   private readonly queue: Queued[] = [];
-  private readonly dv: DataView;
+  private readonly views: MemoryViews;
   private readonly at: number;
   private readonly send: (gpa: number, size: number) => number;
 
   /** Messages are encoded at `at` (CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD bytes) and handed to `send`. */
-  constructor(dv: DataView, at: number, send: (gpa: number, size: number) => number) {
-    this.dv = dv;
+  private get dv(): DataView {
+    return this.views.fresh().dv;
+  }
+
+  constructor(views: MemoryViews, at: number, send: (gpa: number, size: number) => number) {
+    this.views = views;
     this.at = at;
     this.send = send;
   }

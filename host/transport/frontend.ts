@@ -6,6 +6,7 @@
 // guest's ring and are copied into the chain's writable buffers before the used ring
 // is written. A backend is another domain and is not trusted: every completion is
 // checked against what this side recorded for the request.
+import { viewsOf, type MemoryViews } from "../guest/views.ts";
 import type { GuestArgo, GuestRing } from "../guest/argo-driver.ts";
 import type { GuestHeap } from "../guest/heap.ts";
 import { READ_EMPTY } from "../hypervisor/engine.ts";
@@ -101,7 +102,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   private readonly cfg: ArgoFrontendConfig;
   private ring: GuestRing | null = null;
   private readonly scratch: number;
-  private readonly dv: DataView;
+  /** The guest's memory views (made again after an emulator's memory grew). */
+  private readonly views: MemoryViews;
   private readonly maxPayload: number;
   private readonly hdr: DataHeader = { kind: 0, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
   private readonly ctrl: ControlHeader = { type: 0, msgId: 0, devNum: 0, token: 0, msgSize: 0 };
@@ -140,11 +142,15 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     this.entry = cfg.entry;
     this.virtioId = cfg.entry.virtioType;
     this.scratch = cfg.heap.allocPages(4); // headers, control messages and iov lists
-    this.dv = new DataView(cfg.argo.domain.memory.buffer);
+    this.views = viewsOf(cfg.argo.domain.memory);
     this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.chain = new ChainBuffers(1024);
-    this.outbox = new ControlOutbox(this.dv, this.scratch, (gpa, size) =>
+    this.outbox = new ControlOutbox(this.views, this.scratch, (gpa, size) =>
       this.cfg.argo.send(this.entry.backendDomid, this.entry.backendPort, gpa, size, MSG_CONTROL, this.entry.frontendPort));
+  }
+
+  private get dv(): DataView {
+    return this.views.fresh().dv;
   }
 
   get memory(): WebAssembly.Memory {

@@ -6,6 +6,7 @@
 //
 //   desc 16 B x size: {le64 addr, le32 len, le16 id, le16 flags (AVAIL 7, USED 15)}
 //   driver event suppression {le16 off_wrap, le16 flags}, device event suppression (same)
+import { viewsOf, type MemoryViews } from "../guest/views.ts";
 import { HeapLease, type GuestHeap, type PageAllocator } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
 import { WasmDriverSide, takeChain, vringEngine, type QueuePair, type SplitError, type VringEngine } from "./split-sides.ts";
@@ -71,7 +72,7 @@ class PackedDevice implements DeviceSide {
   readonly size: number;
   error: SplitError | null = null;
   private readonly engine: VringEngine;
-  private readonly u32: Uint32Array;
+  private readonly views: MemoryViews;
   private readonly l: PackedLayout;
   private readonly features: number;
   private readonly state: number;
@@ -82,7 +83,7 @@ class PackedDevice implements DeviceSide {
     this.size = l.size;
     this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0);
     this.engine = vringEngine(memory);
-    this.u32 = new Uint32Array(memory.buffer);
+    this.views = viewsOf(memory);
     this.state = heap.alloc(this.engine.packedDeviceStateSize(l.size));
     this.out = heap.alloc(8 + 16 * l.size);
     this.engine.packedDeviceInit(l.size, this.state);
@@ -91,7 +92,7 @@ class PackedDevice implements DeviceSide {
   pop(out: ChainBuffers): number {
     if (this.error) return -1;
     const n = this.engine.packedPop(this.l.desc, this.l.deviceEvent, this.l.size, this.state, this.features, this.out);
-    return takeChain(this, n, this.u32, this.out, out);
+    return takeChain(this, n, this.views.fresh().u32, this.out, out);
   }
 
   push(id: number, written: number): void {
@@ -117,4 +118,9 @@ export function packedQueueAt(
   memory: WebAssembly.Memory, heap: PageAllocator, layout: PackedLayout, eventIdx = false, indirect = false, inOrder = false,
 ): { driver: DriverSide & { broken: boolean }; device: DeviceSide; layout: PackedLayout } {
   return { driver: new PackedDriver(memory, heap, layout, eventIdx, inOrder), device: new PackedDevice(memory, heap, layout, eventIdx, indirect), layout };
+}
+
+/** The device side alone of a packed ring a driver placed and owns (see splitDeviceAt). */
+export function packedDeviceAt(memory: WebAssembly.Memory, heap: PageAllocator, layout: PackedLayout, eventIdx = false, indirect = false): DeviceSide {
+  return new PackedDevice(memory, heap, layout, eventIdx, indirect);
 }

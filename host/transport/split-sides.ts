@@ -13,6 +13,7 @@
 //   used  6 + 8 x size: {le16 flags, le16 idx, {le32 id, le32 len}[size], le16 avail_event}
 // With VIRTIO_F_EVENT_IDX (2.7.10) each side publishes how far the other may go before it
 // wants a notification (used_event / avail_event) and notifications follow vring_need_event.
+import { viewsOf, type MemoryViews } from "../guest/views.ts";
 import { HeapLease, type GuestHeap, type PageAllocator } from "../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
 import { instantiate } from "../wasm.ts";
@@ -193,6 +194,7 @@ export interface VringEngine {
   vringPush(used: number, size: number, usedIdx: number, head: number, written: number): number;
   vringNeedEvent(event: number, newIdx: number, old: number): number;
   vringUsedEvent(avail: number, size: number): number;
+  vringSetDmaWindow(base: number, limit: number): number;
   vringNeedInterrupt(avail: number, size: number, usedIdx: number, old: number, eventIdx: number): number;
 }
 
@@ -240,7 +242,7 @@ class SplitDevice implements DeviceSide {
   readonly size: number;
   error: SplitError | null = null;
   private readonly engine: VringEngine;
-  private readonly u32: Uint32Array;
+  private readonly views: MemoryViews;
   private readonly l: SplitLayout;
   private readonly eventIdx: boolean;
   /** vringPop feature bits: 1 EVENT_IDX, 2 INDIRECT_DESC, 4 grant DMA handles as addresses. */
@@ -258,7 +260,7 @@ class SplitDevice implements DeviceSide {
     this.eventIdx = eventIdx;
     this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0) | (grantAddr ? 4 : 0);
     this.engine = vringEngine(memory);
-    this.u32 = new Uint32Array(memory.buffer);
+    this.views = viewsOf(memory);
     this.out = heap.alloc(8 + 16 * l.size);
   }
 
@@ -267,7 +269,7 @@ class SplitDevice implements DeviceSide {
     const l = this.l;
     const n = this.engine.vringPop(l.desc, l.avail, l.used, l.size, this.lastAvail, this.features, this.out);
     if (n > 0) this.lastAvail = (this.lastAvail + 1) & 0xffff;
-    return takeChain(this, n, this.u32, this.out, out);
+    return takeChain(this, n, this.views.fresh().u32, this.out, out);
   }
 
   push(head: number, written: number): void {
@@ -311,4 +313,22 @@ export function splitQueueAt(
     device: new SplitDevice(memory, heap, layout, eventIdx, indirect, grantAddr),
     layout,
   };
+}
+
+/**
+ * The device side alone of a split ring a driver placed and owns (a Linux guest's vring,
+ * addresses from its virtio-mmio registers): nothing is written into the ring until the
+ * driver makes buffers available. `heap` provides the out block.
+ */
+export function splitDeviceAt(memory: WebAssembly.Memory, heap: PageAllocator, layout: SplitLayout, eventIdx = false, indirect = false): DeviceSide {
+  return new SplitDevice(memory, heap, layout, eventIdx, indirect, false);
+}
+
+/**
+ * Sets the DMA window of `memory`'s ring engine: descriptor addresses are then checked
+ * against [0, limit) and used at offset `base` (a Linux guest's RAM inside v86's memory).
+ * False when the window lies outside the memory.
+ */
+export function setDmaWindow(memory: WebAssembly.Memory, base: number, limit: number): boolean {
+  return vringEngine(memory).vringSetDmaWindow(base, limit) === 1;
 }
