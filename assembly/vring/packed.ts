@@ -229,14 +229,16 @@ export function packedNeedInterrupt(driverEvent: u32, size: u32, state: u32): i3
  * difference of indices: one chain covering the whole ring moves `size` and still
  * matches, where QEMU's and Linux's u16 arithmetic (vring_need_event on indices that wrap
  * at `size`) sees no movement and loses the event. `offWrap` is the other side's, hostile:
- * any value gives an answer, nothing traps.
+ * an offset past the ring names no descriptor and never fires; nothing traps.
  */
 function eventInRange(offWrap: u32, size: u32, old: u32, oldWrap: u32, moved: u32): i32 {
   if (moved == 0) return 0;
+  const off = offWrap & 0x7fff;
+  if (off >= size) return 0; // names no descriptor of this ring, so none is ever "the" one
   const laps: u32 = 2 * size;
   if (moved >= laps) return 1; // everything was written over
   const oldPos = old + (oldWrap != 0 ? 0 : size);
-  const eventPos = (offWrap & 0x7fff) + ((offWrap >> 15) != 0 ? 0 : size); // < 2^16
+  const eventPos = off + ((offWrap >> 15) != 0 ? 0 : size); // < 2 x size
   return (eventPos + laps - oldPos) % laps < moved ? 1 : 0;
 }
 
