@@ -19,13 +19,14 @@ import { MSG_HEADER_SIZE, MSG_SLOT_SIZE } from "../hypervisor/layout.ts";
 import type { DeviceEntry } from "./enumeration.ts";
 import {
   CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,
-  FLAG_LAST, KIND_COMPLETION, KIND_REQUEST, MSG_CONTROL, MSG_DATA, decodeControl, decodeData, encodeControl,
+  FLAG_LAST, KIND_COMPLETION, KIND_REQUEST, MSG_CONTROL, MSG_DATA, decodeControl, decodeData,
   encodeData, type ControlHeader, type DataHeader,
 } from "./wire.ts";
 import { ControlEndpoint } from "./control.ts";
 import type { VirtioDeviceModel, DeviceEnv } from "../devices/types.ts";
 import { ShadowQueue, type QueueFactory } from "./shadow.ts";
 import { ControlOutbox } from "./control-outbox.ts";
+import { releaseRing } from "./kernel.ts";
 import { ABSENT_QUEUE } from "./device-queue.ts";
 
 export interface ArgoBackendConfig {
@@ -41,6 +42,55 @@ export interface ArgoBackendConfig {
   deny(perm: string, detail: string): void;
   /** Largest readable or writable part of one request (default 1 MiB + 4 KiB). */
   maxRequestBytes?: number;
+  /**
+   * What this frontend's open requests may hold of the backend's memory, shared by all of
+   * its devices on this backend (the Toolstack makes one per frontend and backend domain).
+   * Default: a budget of this device's own, a quarter of the backend's memory.
+   */
+  budget?: OpenBudget;
+}
+
+/**
+ * Bytes one frontend's open requests hold in a backend domain. A request that does not fit
+ * waits in the backend's ring (the frontend's sends then wait for space: backpressure)
+ * until completions give bytes back, so one guest cannot take the memory every other
+ * guest's devices on this backend allocate from. Honest frontends send a request's
+ * fragments back to back, so what they hold open is always being served and comes back.
+ */
+export class OpenBudget {
+  used = 0;
+  readonly limit: number;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  /** Takes `bytes` if they fit, or if nothing is held (one request always goes, whatever its size). */
+  take(bytes: number): boolean {
+    if (this.used > 0 && this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  /** Gives bytes back; whoever waited tries again (from a microtask, never inside the caller). */
+  give(bytes: number): void {
+    this.used -= bytes;
+    if (this.waiters.size === 0) return;
+    const w = [...this.waiters];
+    this.waiters.clear();
+    for (const cb of w) queueMicrotask(cb);
+  }
+
+  /** `cb` runs once after the next give(). */
+  wait(cb: () => void): void {
+    this.waiters.add(cb);
+  }
+
+  /** A backend that stops does not wait any more. */
+  forget(cb: () => void): void {
+    this.waiters.delete(cb);
+  }
 }
 
 /** A request being reassembled or served. */
@@ -71,7 +121,7 @@ const DRAIN_BUDGET = 256;
 
 export class ArgoBackend {
   readonly entry: DeviceEntry;
-  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, bytesIn: 0, bytesOut: 0, eagain: 0 };
+  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, bytesIn: 0, bytesOut: 0, eagain: 0, budgetWaits: 0 };
   private readonly cfg: ArgoBackendConfig;
   private ring: GuestRing | null = null;
   private readonly maxRequest: number;
@@ -98,6 +148,9 @@ export class ArgoBackend {
   private readonly iovGpa = new Float64Array(2);
   private readonly iovLen = new Float64Array(2);
   private unsubscribe: (() => void) | null = null;
+  private readonly budget: OpenBudget;
+  /** A request's first fragment waits in the ring for budget (see OpenBudget). */
+  private readonly resume = (): void => this.drain();
   /** Control replies and events the frontend's ring or the rate limit could not take yet. */
   private readonly outbox: ControlOutbox;
 
@@ -105,6 +158,7 @@ export class ArgoBackend {
     this.cfg = cfg;
     this.entry = cfg.entry;
     this.maxRequest = cfg.maxRequestBytes ?? (1 << 20) + 4096;
+    this.budget = cfg.budget ?? new OpenBudget(cfg.argo.domain.memory.buffer.byteLength / 4);
     this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.scratch = cfg.heap.allocPages(1);
     this.dv = new DataView(cfg.argo.domain.memory.buffer);
@@ -126,15 +180,30 @@ export class ArgoBackend {
     return 0;
   }
 
-  /** Stops serving: unregisters the ring, fails what is in flight. */
+  /**
+   * Stops serving: unregisters the ring, drops what is in flight, and gives every page this
+   * backend took back to its domain's heap (ring, gfn list, scratch, shadow queues, request
+   * buffers) and their bytes to the frontend's budget.
+   */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.unsubscribe?.();
-    if (this.ring) this.cfg.argo.unregisterRing(this.entry.backendPort, this.cfg.frontendDomid);
-    this.cfg.model.reset();
+    this.unsubscribe = null;
+    if (this.ring) releaseRing(this.cfg.argo, this.cfg.heap, this.ring);
+    this.ring = null;
+    this.cfg.model.reset(); // the model drops its chains before their memory goes
+    for (const req of this.pending.values()) this.release(req);
+    for (const o of this.outgoing) this.release(o.req);
     this.pending.clear();
     this.outgoing.length = 0;
+    for (const s of this.shadows) s?.release();
+    this.shadows = [];
+    this.backlogs = [];
+    this.byHead.length = 0;
+    this.outbox.clear();
+    this.budget.forget(this.resume);
+    this.cfg.heap.freePagesAt(this.scratch, 1);
   }
 
   /** Sends an EVENT_CONFIG to the frontend (config space changed). */
@@ -195,7 +264,7 @@ export class ArgoBackend {
       this.consume();
       this.onControl(n);
     } else if (type === MSG_DATA && decodeData(this.dv, this.scratch + 64, n, this.hdr) && this.hdr.kind === KIND_REQUEST) {
-      this.onRequestFragment(n);
+      return this.onRequestFragment(n);
     } else {
       this.consume();
       this.stats.protocolErrors++;
@@ -218,7 +287,8 @@ export class ArgoBackend {
     this.sendControl(CTRL_RESPONSE, reply.error ? Ctrl.ERROR : this.ctrlHdr.msgId, this.ctrlHdr.token, reply.data);
   }
 
-  private onRequestFragment(n: number): void {
+  /** Handles one request fragment; false when it stays in the ring, waiting for budget. */
+  private onRequestFragment(n: number): boolean {
     const h = this.hdr;
     const fragLen = n - DATA_HEADER_SIZE;
     let req = this.pending.get(h.requestId);
@@ -229,17 +299,26 @@ export class ArgoBackend {
         this.consume();
         this.stats.protocolErrors++;
         this.failEarly(h.requestId, h.queue);
-        return;
+        return true;
       }
       // Each open request pins up to 2 x maxRequest bytes of this domain: a frontend that
-      // opens requests and never finishes them must not exhaust the backend's memory.
+      // opens requests and never finishes them must not exhaust the backend's memory. Over
+      // its budget the request waits in the ring; past the count cap, or with the domain
+      // really out of memory, it is failed back.
       const bytes = Math.max(1, h.total + h.writable);
+      const pages = Math.ceil(bytes / 4096) * 4096;
+      if (this.pending.size < MAX_OPEN_REQUESTS && !this.budget.take(pages)) {
+        this.budget.wait(this.resume);
+        this.stats.budgetWaits++;
+        return false;
+      }
       const gpa = this.pending.size < MAX_OPEN_REQUESTS ? this.tryAlloc(bytes) : -1;
       if (gpa < 0) {
+        if (this.pending.size < MAX_OPEN_REQUESTS) this.budget.give(pages);
         this.consume();
         this.stats.protocolErrors++;
         this.failEarly(h.requestId, h.queue);
-        return;
+        return true;
       }
       req = { id: h.requestId, queue: h.queue, total: h.total, writable: h.writable, received: 0, gpa, bytes, head: -1 };
       this.pending.set(h.requestId, req);
@@ -249,7 +328,7 @@ export class ArgoBackend {
       this.consume();
       this.stats.protocolErrors++;
       if (req) this.complete(req, 0, true);
-      return;
+      return true;
     }
     // Copy the fragment's payload out of the ring into the shadow buffer at its offset:
     // offset + fragLen <= total was checked by decodeData, and total bytes were allocated.
@@ -258,14 +337,15 @@ export class ArgoBackend {
     this.cfg.argo.recv(this.ring!, this.scratch, 1, DATA_HEADER_SIZE, true);
     req.received += fragLen;
     this.stats.bytesIn += fragLen;
-    if (!(h.flags & FLAG_LAST)) return;
+    if (!(h.flags & FLAG_LAST)) return true;
     if (req.received !== req.total) {
       this.stats.protocolErrors++;
       this.complete(req, 0, true);
-      return;
+      return true;
     }
     this.stats.requests++;
     this.submit(req);
+    return true;
   }
 
   private tryAlloc(bytes: number): number {
@@ -367,9 +447,17 @@ export class ArgoBackend {
       }
       if (rc < 0 || o.offset >= o.written) {
         this.outgoing.shift();
-        if (o.req.gpa >= 0) this.cfg.heap.freePagesAt(o.req.gpa, Math.ceil(o.req.bytes / 4096));
+        this.release(o.req);
       }
     }
+  }
+
+  /** A request's shadow buffer goes back to the heap and its bytes to the frontend's budget (once). */
+  private release(req: Pending): void {
+    if (req.gpa < 0) return;
+    this.cfg.heap.freePagesAt(req.gpa, Math.ceil(req.bytes / 4096));
+    req.gpa = -1;
+    this.budget.give(Math.ceil(req.bytes / 4096) * 4096);
   }
 
   private sendCompletionFragment(o: Outgoing): number {

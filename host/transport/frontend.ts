@@ -17,7 +17,7 @@ import type { DeviceEntry } from "./enumeration.ts";
 import {
   CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,
   FLAG_LAST, KIND_COMPLETION, KIND_REQUEST, MAX_CONTROL_PAYLOAD, MSG_CONTROL, MSG_DATA, decodeControl,
-  decodeData, encodeControl, encodeData, type ControlHeader, type DataHeader,
+  decodeData, encodeData, type ControlHeader, type DataHeader,
 } from "./wire.ts";
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 import { GuestDriverQueue } from "./guest-queue.ts";
@@ -25,6 +25,7 @@ import { words } from "./control.ts";
 import { ControlClient, TransportError } from "./control-client.ts";
 import { ControlOutbox } from "./control-outbox.ts";
 import type { QueueFactory } from "./shadow.ts";
+import { releaseRing } from "./kernel.ts";
 
 export interface ArgoFrontendConfig {
   argo: GuestArgo;
@@ -76,6 +77,8 @@ export interface QueueSink {
    * bytes it wrote (the used length); our own drivers are told directly and return 0.
    */
   markFailed(head: number, wGpa: readonly number[], wLen: readonly number[]): number | void;
+  /** The queue goes away (reset, removal): chains this frontend never popped fail too; nothing more is taken. */
+  close?(): void;
 }
 
 interface QueueState {
@@ -94,6 +97,7 @@ interface PendingCall {
 export { TransportError };
 
 const DRAIN_BUDGET = 256;
+const SCRATCH_PAGES = 4;
 
 export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   readonly entry: DeviceEntry;
@@ -132,6 +136,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   /** Queues with used entries pushed in this drain, awaiting one interrupt decision. */
   private readonly pushed = new Uint8Array(256);
   private isGone = false;
+  private stopped = false;
   private unsubscribe: (() => void) | null = null;
   /** Control requests the backend's ring or the pair's rate limit could not take yet. */
   private readonly outbox: ControlOutbox;
@@ -141,7 +146,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     this.cfg = cfg;
     this.entry = cfg.entry;
     this.virtioId = cfg.entry.virtioType;
-    this.scratch = cfg.heap.allocPages(4); // headers, control messages and iov lists
+    this.scratch = cfg.heap.allocPages(SCRATCH_PAGES); // headers, control messages and iov lists
     this.views = viewsOf(cfg.argo.domain.memory);
     this.maxPayload = Math.min(cfg.entry.maxMessage, cfg.entry.ringLen - MSG_HEADER_SIZE - MSG_SLOT_SIZE) - DATA_HEADER_SIZE;
     this.chain = new ChainBuffers(1024);
@@ -174,12 +179,26 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     return 0;
   }
 
-  /** Detaches: fails everything in flight, unregisters the ring. */
+  /**
+   * Detaches: fails everything in flight, unregisters the ring and gives every page this
+   * frontend took back to the guest's heap (ring, gfn list, scratch, the queues' rings).
+   * The driver's queues are closed first, so a driver that still holds one cannot write
+   * into pages that now belong to something else.
+   */
   stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     this.markGone("transport stopped");
     this.unsubscribe?.();
-    if (this.ring) this.cfg.argo.unregisterRing(this.entry.frontendPort, this.entry.backendDomid);
+    this.unsubscribe = null;
+    if (this.ring) releaseRing(this.cfg.argo, this.cfg.heap, this.ring);
     this.ring = null;
+    for (const q of this.queues) {
+      q?.driver.close?.();
+      q?.release();
+    }
+    this.queues.length = 0;
+    this.cfg.heap.freePagesAt(this.scratch, SCRATCH_PAGES);
   }
 
   // --- control plane ------------------------------------------------------------
@@ -250,7 +269,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
     const pair = this.cfg.queues.guestPair(size, this.eventIdx, this.indirect, this.packed);
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));
-    // Set up again (after a reset): the old ring's pages go back to the guest's heap.
+    // Set up again (after a reset): the old queue is closed and its ring's pages go back to the guest's heap.
+    this.queues[index]?.driver.close?.();
     this.queues[index]?.release();
     this.queues[index] = { device: pair.device, driver, release: pair.release };
     return driver;
@@ -579,7 +599,15 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   private failInflight(): void {
     for (const req of this.sendQueue) req.queued = false;
     this.sendQueue.length = 0;
+    if (this.inflight.size === 0) return;
     for (const req of [...this.inflight.values()]) this.finish(req, 0, true);
+    // Failed requests are delivered now, whatever the driver's used_event asked for: it may
+    // have suppressed interrupts until a later completion that will never come.
+    for (const q of this.queues) {
+      if (!q) continue;
+      q.device.needsInterrupt(); // moves the interrupt point past what was just pushed
+      q.driver.interrupt();
+    }
   }
 
   /** Device removed or backend dead: every request in flight completes with an error, now. */

@@ -7,13 +7,13 @@ import type { DeviceTypeName, VirtioDeviceModel } from "../devices/types.ts";
 import { VIRTIO_IDS } from "../devices/types.ts";
 import { createDeviceModel, type DeviceModelOptions } from "../devices/index.ts";
 import { DeviceFabric } from "../devices/fabric.ts";
-import { ArgoBackend } from "./backend.ts";
+import { ArgoBackend, OpenBudget } from "./backend.ts";
 import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "./shadow.ts";
 import { auditText } from "../mac/index.ts";
-import { DeviceSpecError, PairDenied } from "../errors.ts";
-import { EACCES } from "../hypervisor/errno.ts";
+import { DeviceSpecError, DomainError, PairDenied } from "../errors.ts";
+import { EACCES, errnoName } from "../hypervisor/errno.ts";
 import type { SharedDevice } from "./share/shared-device.ts";
 import { ForeignDevice } from "./share/foreign.ts";
 import { GrantDevice } from "./share/grant.ts";
@@ -66,6 +66,8 @@ export class Toolstack {
   readonly fabric: DeviceFabric;
   private readonly kernels = new Map<number, GuestKernel>();
   private readonly pairs: DevicePair[] = [];
+  /** Per backend and frontend domain: what that frontend's open requests may hold there (a quarter of the backend's memory). */
+  private readonly budgets = new Map<number, OpenBudget>();
   private nextDev = 1;
 
   constructor(hv: Hypervisor) {
@@ -80,6 +82,12 @@ export class Toolstack {
     return k;
   }
 
+  /** A destroyed domain's kernel and budgets go (its pairs were unplugged first). */
+  forget(domid: number): void {
+    this.kernels.delete(domid);
+    for (const key of [...this.budgets.keys()]) if (Math.floor(key / 0x10000) === domid || key % 0x10000 === domid) this.budgets.delete(key);
+  }
+
   devicesOf(frontend: Domain): DevicePair[] {
     return this.pairs.filter((p) => p.frontend === frontend);
   }
@@ -91,14 +99,17 @@ export class Toolstack {
   private admit(spec: DevicePairSpec) {
     const rule = this.hv.policy.pair(spec.frontend.label, spec.backend.label, spec.type);
     if (!rule) {
-      throw new PairDenied(
-        `policy ${this.hv.policy.source} has no ${spec.type} pair for ${spec.frontend.label} -> ${spec.backend.label}: device not enumerated`,
-      );
+      // A refused attach is a denial like any other: it goes to the audit log.
+      const why = `policy ${this.hv.policy.source} has no ${spec.type} pair for ${spec.frontend.label} -> ${spec.backend.label}: device not enumerated`;
+      this.denier(spec)("device_attach", why);
+      throw new PairDenied(why);
     }
     const model = spec.model ?? this.fabric.createModel(spec.type, spec.frontend, spec.backend, rule) ?? this.makeModel(spec, rule.rules.readOnly === true);
     // A read_only rule is the policy's, not the VMM's, to relax.
     if (rule.rules.readOnly && spec.type === "blk" && !(model as { readOnly?: boolean }).readOnly) {
-      throw new PairDenied(`policy ${this.hv.policy.source} requires ${spec.type} for ${spec.frontend.label} to be read-only`);
+      const why = `policy ${this.hv.policy.source} requires ${spec.type} for ${spec.frontend.label} to be read-only`;
+      this.denier(spec)("device_attach", why);
+      throw new PairDenied(why);
     }
     return { rule, model };
   }
@@ -157,12 +168,24 @@ export class Toolstack {
       argo: bk.argo, heap: bk.heap, entry, frontendDomid: spec.frontend.domid, model,
       queues: new QueueFactory(spec.backend.memory, bk.heap),
       deny: this.denier(spec),
+      budget: this.budget(spec.backend, spec.frontend),
     });
     const rc = server.start();
-    if (rc < 0) throw new Error(`backend for ${spec.type} device ${devNum} could not register its ring: ${rc}`);
+    if (rc < 0) {
+      server.stop();
+      throw new DomainError(`backend d${spec.backend.domid} for ${spec.type} device ${devNum} could not register its ring: ${errnoName(rc)}`,
+        "the backend domain may be out of rings (128) or memory, or its label may not register rings for this guest");
+    }
     const pair: DevicePair = { entry, type: spec.type, frontend: spec.frontend, backend: spec.backend, server, model };
     this.pairs.push(pair);
     return pair;
+  }
+
+  private budget(backend: Domain, frontend: Domain): OpenBudget {
+    const key = backend.domid * 0x10000 + frontend.domid; // domids are 16 bits
+    let b = this.budgets.get(key);
+    if (!b) this.budgets.set(key, (b = new OpenBudget(backend.memory.buffer.byteLength / 4)));
+    return b;
   }
 
   private makeModel(spec: DevicePairSpec, readOnly: boolean): VirtioDeviceModel {
