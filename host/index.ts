@@ -11,7 +11,7 @@ export { GuestHeap } from "./guest/heap.ts";
 export * from "./mac/index.ts";
 export { Toolstack, type DevicePair, type DevicePairSpec, type SharedPair, type ShareTransportName } from "./transport/toolstack.ts";
 export { VmmError, PairDenied, DeviceSpecError, HotplugUnavailable, DomainError, ConfigError } from "./errors.ts";
-export { Vmm, TRANSPORT_NAMES, type TransportName, type VmmOptions, type AttachSpec, type AttachedDevice, type DiskSpec, type VmmEvent, type VirqCount } from "./vmm/vmm.ts";
+export { Vmm, TRANSPORT_NAMES, type TransportName, type VmmOptions, type AttachSpec, type AttachedDevice, type DeviceState, type DiskSpec, type VmmEvent, type VirqCount } from "./vmm/vmm.ts";
 export { GuestTransport, type DeviceListener } from "./transport/guest-transport.ts";
 export { GuestKernel } from "./transport/kernel.ts";
 export { QueueFactory, ShadowQueue } from "./transport/shadow.ts";

@@ -6,9 +6,14 @@ import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK
 import { Ctrl } from "./wire.ts";
 import { words } from "./control.ts";
 import type { GuestHeap } from "../guest/heap.ts";
+import { VmmError } from "../errors.ts";
 
-/** A control operation failed: the device refused it, answered malformed, or is gone. */
-export class TransportError extends Error {}
+/** A control operation failed: the device refused it, answered malformed, or is gone. A VmmError (code TRANSPORT). */
+export class TransportError extends VmmError {
+  constructor(message: string) {
+    super("TRANSPORT", message, "the device refused or was removed: check `vmm.list()` and the audit log, reset the driver or attach the device again");
+  }
+}
 
 /**
  * The first `n` le32 words of a reply. The reply was written by the backend, another domain:

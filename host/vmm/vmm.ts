@@ -12,8 +12,8 @@ import { GuestTransport } from "../transport/guest-transport.ts";
 import type { ArgoFrontend } from "../transport/frontend.ts";
 import type { ConsoleOptions } from "../devices/console/model.ts";
 import type { VsockHub } from "../devices/vsock/hub.ts";
-import type { DeviceTypeName, GuestVirtioDevice, VirtioDeviceModel } from "../devices/types.ts";
-import { DeviceSpecError, DomainError, HotplugUnavailable } from "../errors.ts";
+import { VIRTIO_IDS, type DeviceTypeName, type GuestVirtioDevice, type VirtioDeviceModel } from "../devices/types.ts";
+import { DeviceSpecError, DomainError, HotplugUnavailable, VmmError } from "../errors.ts";
 
 export const TRANSPORT_NAMES = ["argo", "grant", "foreign", "bounce"] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
@@ -45,6 +45,14 @@ export interface AttachSpec {
   model?: VirtioDeviceModel;
 }
 
+/**
+ * Where a device pair is in its life: `attached` until it goes, then why it went:
+ * `detached` (vmm.detach), `backend-destroyed` / `frontend-destroyed` (either end's domain
+ * died, through vmm.destroyDomain or hv.destroyDomain alike), `revoked` (a policy reload
+ * no longer allows the pair, or the hypervisor tore its rings down).
+ */
+export type DeviceState = "attached" | "detached" | "backend-destroyed" | "frontend-destroyed" | "revoked";
+
 /** A device pair the VMM started: the guest side to bind a driver to, and the backend's model. */
 export interface AttachedDevice {
   readonly id: number;
@@ -55,13 +63,15 @@ export interface AttachedDevice {
   /** What the guest's driver talks to (BlkDriver, ConsoleDriver, RngDriver take it). */
   readonly device: GuestVirtioDevice;
   readonly model: VirtioDeviceModel;
+  /** `attached`, or why the device is gone (its requests then fail with IOERR). */
+  readonly state: DeviceState;
   /** Pages of the frontend the backend can read (0 for argo). */
   exposedPages(): number;
 }
 
 export type VmmEvent =
   | { kind: "device-ready"; device: AttachedDevice }
-  | { kind: "device-removed"; device: AttachedDevice }
+  | { kind: "device-removed"; device: AttachedDevice; reason: Exclude<DeviceState, "attached"> }
   | { kind: "denial"; entry: AuditEntry };
 
 export interface VirqCount {
@@ -72,8 +82,13 @@ export interface VirqCount {
 }
 
 interface Attached extends AttachedDevice {
+  state: DeviceState;
   readonly pair: DevicePair | SharedPair;
+  /** The Vmm made the model (not spec.model): it closes it (a disk file) when the device goes. */
+  readonly ownsModel: boolean;
 }
+
+const DEVICE_TYPES = Object.keys(VIRTIO_IDS) as DeviceTypeName[];
 
 export class Vmm {
   readonly hv: Hypervisor;
@@ -88,6 +103,18 @@ export class Vmm {
     this.hv = new Hypervisor({ policy });
     this.toolstack = new Toolstack(this.hv);
     this.hv.audit.onDenial((entry) => this.emit({ kind: "denial", entry }));
+    // Faults reach the Vmm from the hypervisor whoever caused them, so hv.destroyDomain and
+    // hv.loadPolicy called directly give the same guarantees as the Vmm's own calls.
+    this.hv.on("domainDestroyed", ({ domid }) => this.domainGone(domid));
+    this.hv.on("policyLoaded", () => this.applyPolicy());
+    this.hv.on("ringRevoked", (e) => {
+      for (const a of [...this.devices.values()]) {
+        if (!("server" in a.pair)) continue;
+        const entry = a.pair.entry;
+        const ours = (e.owner === a.backend && e.aport === entry.backendPort) || (e.owner === a.frontend && e.aport === entry.frontendPort);
+        if (ours && e.reason === "policy") this.teardown(a, "revoked");
+      }
+    });
   }
 
   /** Subscribes to device and denial events; returns the unsubscribe function. */
@@ -118,11 +145,14 @@ export class Vmm {
     g.hotplug = true;
   }
 
-  /** Starts a device pair and returns it once the guest sees the device. Throws PairDenied, DeviceSpecError. */
+  /** Starts a device pair and returns it once the guest sees the device. Throws PairDenied, DeviceSpecError, DomainError (all VmmErrors). */
   async attach(spec: AttachSpec): Promise<AttachedDevice> {
     const transport = spec.transport ?? "argo";
     if (!TRANSPORT_NAMES.includes(transport)) {
       throw new DeviceSpecError(`unknown transport "${String(transport)}"`, `use one of ${TRANSPORT_NAMES.join(", ")}`);
+    }
+    if (!DEVICE_TYPES.includes(spec.type)) {
+      throw new DeviceSpecError(`unknown device type "${String(spec.type)}"`, `use one of ${DEVICE_TYPES.join(", ")}`);
     }
     this.alive(spec.frontend);
     this.alive(spec.backend);
@@ -136,20 +166,26 @@ export class Vmm {
     let device: GuestVirtioDevice;
     let pair: DevicePair | SharedPair;
     let exposedPages: () => number;
-    if (transport === "argo") {
-      const argoPair = this.toolstack.addDevice(pairSpec);
-      pair = argoPair;
-      device = await this.argoDevice(argoPair);
-      exposedPages = () => 0; // the backend maps nothing of the guest: it sees its own ring only
-    } else {
-      const shared = this.toolstack.addSharedDevice(pairSpec, transport);
-      pair = shared;
-      device = shared.device;
-      exposedPages = () => shared.device.exposedPages;
+    try {
+      if (transport === "argo") {
+        const argoPair = this.toolstack.addDevice(pairSpec);
+        pair = argoPair;
+        device = await this.argoDevice(argoPair);
+        exposedPages = () => 0; // the backend maps nothing of the guest: it sees its own ring only
+      } else {
+        const shared = this.toolstack.addSharedDevice(pairSpec, transport);
+        pair = shared;
+        device = shared.device;
+        exposedPages = () => shared.device.exposedPages;
+      }
+    } catch (e) {
+      if (e instanceof VmmError) throw e;
+      // A model that cannot be made for this type (net or vsock without their fabric, a bad image).
+      throw new DeviceSpecError(`${spec.type} device could not be created: ${(e as Error).message}`, "check the device spec for this type");
     }
     const attached: Attached = {
       id: this.nextId++, type: spec.type, transport, frontend: spec.frontend, backend: spec.backend,
-      device, model: pair.model, exposedPages, pair,
+      device, model: pair.model, exposedPages, pair, state: "attached", ownsModel: !spec.model,
     };
     this.devices.set(attached.id, attached);
     this.emit({ kind: "device-ready", device: attached });
@@ -159,18 +195,7 @@ export class Vmm {
   /** Stops a device pair: the guest's requests in flight complete with an error; new ones fail. */
   detach(dev: AttachedDevice): void {
     const a = this.devices.get(dev.id);
-    if (!a) return;
-    this.devices.delete(a.id);
-    if ("server" in a.pair) {
-      const pair = a.pair;
-      this.toolstack.unplug(pair); // DEVICE_REMOVED on the bus, then the backend stops
-      // A guest without the bus learns it from the frontend, told directly (surprise removal).
-      (a.device as ArgoFrontend).markGone("device detached by the VMM");
-    } else {
-      a.pair.device.remove();
-      this.toolstack.fabric.release(a.pair.model); // a net or vsock port leaves its switch or hub
-    }
-    this.emit({ kind: "device-removed", device: a });
+    if (a) this.teardown(a, "detached");
   }
 
   /**
@@ -182,7 +207,7 @@ export class Vmm {
     return this.toolstack.fabric.vsockHub(backend);
   }
 
-  /** Devices attached now. */
+  /** Devices attached now (gone ones are not listed; their AttachedDevice says why in `state`). */
   list(): AttachedDevice[] {
     return [...this.devices.values()];
   }
@@ -192,17 +217,71 @@ export class Vmm {
     return this.hv.listDomains().map((d) => ({ domid: d.domid, name: d.name, raised: d.virq.raised, delivered: d.virq.delivered }));
   }
 
-  /** Destroys a domain: its devices (either end) go first, requests in flight fail. */
+  /**
+   * Destroys a domain. Its devices (either end) go as they would after hv.destroyDomain:
+   * requests in flight fail, each device's state says which end died, a device-removed
+   * event is sent.
+   */
   destroyDomain(d: Domain): void {
-    for (const a of [...this.devices.values()]) if (a.frontend === d || a.backend === d) this.detach(a);
-    this.guests.delete(d.domid);
-    this.hv.destroyDomain(d.domid);
+    this.hv.destroyDomain(d.domid); // domainGone runs from the hypervisor's event
   }
 
   /** Tears everything down: every device, every domain. */
   shutdown(): void {
-    for (const a of [...this.devices.values()]) this.detach(a);
+    for (const a of [...this.devices.values()]) this.teardown(a, "detached");
     for (const d of this.hv.listDomains()) this.destroyDomain(d);
+  }
+
+  /** A policy was loaded: pairs it no longer has go, and blk rules it added apply now. */
+  private applyPolicy(): void {
+    for (const a of [...this.devices.values()]) {
+      const rule = this.hv.policy.pair(a.frontend.label, a.backend.label, a.type);
+      if (!rule) {
+        this.teardown(a, "revoked");
+        continue;
+      }
+      if (a.type === "blk" && rule.rules.readOnly) {
+        const model = a.model as { readOnly?: boolean; makeReadOnly?: () => void };
+        if (model.readOnly) continue;
+        // A model that cannot be made read-only cannot stay attached under a read-only rule.
+        if (model.makeReadOnly) model.makeReadOnly();
+        else this.teardown(a, "revoked");
+      }
+    }
+  }
+
+  private domainGone(domid: number): void {
+    for (const a of [...this.devices.values()]) {
+      if (a.backend.domid === domid) this.teardown(a, "backend-destroyed");
+      else if (a.frontend.domid === domid) this.teardown(a, "frontend-destroyed");
+    }
+    const g = this.guests.get(domid);
+    if (g) for (const devNum of [...g.transport.devices.keys()]) g.transport.remove(devNum);
+    this.guests.delete(domid);
+    this.toolstack.forget(domid);
+  }
+
+  /**
+   * One way a device goes, whatever made it go: the guest side fails what is in flight and
+   * gives its pages back, the backend stops and gives its pages back, a disk the Vmm opened
+   * is closed, and listeners hear device-removed with the reason.
+   */
+  private teardown(a: Attached, reason: Exclude<DeviceState, "attached">): void {
+    if (a.state !== "attached") return;
+    a.state = reason;
+    this.devices.delete(a.id);
+    if ("server" in a.pair) {
+      const pair = a.pair;
+      // The guest hears it directly (surprise removal), then the bus message goes and the backend stops.
+      (a.device as ArgoFrontend).markGone(`device ${reason}`);
+      this.guests.get(pair.frontend.domid)?.transport.remove(pair.entry.devNum);
+      this.toolstack.unplug(pair);
+    } else {
+      a.pair.device.remove();
+      this.toolstack.fabric.release(a.pair.model); // a net or vsock port leaves its switch or hub
+    }
+    if (a.ownsModel) (a.model as { close?: () => void }).close?.();
+    this.emit({ kind: "device-removed", device: a, reason });
   }
 
   private emit(e: VmmEvent): void {
@@ -226,7 +305,10 @@ export class Vmm {
     const devNum = pair.entry.devNum;
     if (g.hotplug) {
       const rc = this.toolstack.announce(pair);
-      if (rc < 0) throw new HotplugUnavailable(`hotplug announcement to d${pair.frontend.domid} failed: ${errnoName(rc)}`);
+      if (rc < 0) {
+        this.toolstack.unplug(pair);
+        throw new HotplugUnavailable(`hotplug announcement to d${pair.frontend.domid} failed: ${errnoName(rc)}`);
+      }
       // The bus is drained on the guest's VIRQ, a microtask or two away; bounded wait.
       for (let i = 0; i < 1000 && !g.transport.devices.has(devNum); i++) await new Promise((r) => setImmediate(r));
     } else {
@@ -241,5 +323,4 @@ export class Vmm {
     }
     return fe;
   }
-
 }

@@ -26,9 +26,8 @@ export class BlkModel implements VirtioDeviceModel {
   readonly virtioId = VIRTIO_ID_BLOCK;
   readonly numQueues = 1;
   readonly maxQueueSize = QUEUE_SIZE;
-  readonly features: bigint;
   readonly configSize = B.CONFIG_SIZE;
-  readonly readOnly: boolean;
+  private ro: boolean;
   readonly stats = { requests: 0, ioerr: 0, unsupp: 0, denied: 0 };
   private readonly disk: DiskStorage;
   private readonly sectors: number;
@@ -42,12 +41,10 @@ export class BlkModel implements VirtioDeviceModel {
   private env: DeviceEnv | null = null;
 
   constructor(opts: BlkOptions) {
-    this.readOnly = !!opts.readOnly;
-    this.disk = opts.image instanceof Uint8Array ? new MemoryDisk(opts.image) : new FileDisk(opts.image.path, this.readOnly);
+    this.ro = !!opts.readOnly;
+    this.disk = opts.image instanceof Uint8Array ? new MemoryDisk(opts.image) : new FileDisk(opts.image.path, this.ro);
     this.sectors = Math.floor(this.disk.bytes / B.SECTOR_SIZE);
     this.id = new TextEncoder().encode((opts.id ?? "virtio-argo-blk").slice(0, B.VIRTIO_BLK_ID_BYTES));
-    this.features = B.VIRTIO_BLK_F_FLUSH | B.VIRTIO_BLK_F_BLK_SIZE | B.VIRTIO_BLK_F_SEG_MAX | B.VIRTIO_BLK_F_SIZE_MAX |
-      B.VIRTIO_BLK_F_DISCARD | B.VIRTIO_BLK_F_WRITE_ZEROES | (this.readOnly ? B.VIRTIO_BLK_F_RO : 0n);
     const c = new DataView(this.config.buffer);
     c.setBigUint64(B.CFG_CAPACITY, BigInt(this.sectors), true);
     c.setUint32(B.CFG_SIZE_MAX, MAX_REQUEST_BYTES, true);
@@ -59,6 +56,25 @@ export class BlkModel implements VirtioDeviceModel {
     c.setUint32(B.CFG_MAX_WRITE_ZEROES_SECTORS, MAX_REQUEST_BYTES / B.SECTOR_SIZE, true);
     c.setUint32(B.CFG_MAX_WRITE_ZEROES_SEG, MAX_SEGMENTS, true);
     c.setUint8(B.CFG_WRITE_ZEROES_MAY_UNMAP, 1);
+  }
+
+  /** Feature bits offered: VIRTIO_BLK_F_RO while the disk is read-only. */
+  get features(): bigint {
+    return B.VIRTIO_BLK_F_FLUSH | B.VIRTIO_BLK_F_BLK_SIZE | B.VIRTIO_BLK_F_SEG_MAX | B.VIRTIO_BLK_F_SIZE_MAX |
+      B.VIRTIO_BLK_F_DISCARD | B.VIRTIO_BLK_F_WRITE_ZEROES | (this.ro ? B.VIRTIO_BLK_F_RO : 0n);
+  }
+
+  get readOnly(): boolean {
+    return this.ro;
+  }
+
+  /**
+   * A policy reload made this disk read-only: from the next request on, writes, discards
+   * and write-zeroes fail with IOERR and an audit entry. Features are fixed once the driver
+   * set FEATURES_OK (VirtIO 1.2 3.1.1), so VIRTIO_BLK_F_RO reaches a driver when it resets.
+   */
+  makeReadOnly(): void {
+    this.ro = true;
   }
 
   get capacitySectors(): number {
