@@ -52,12 +52,6 @@ export class GuestArgo {
   private addrSrcAport = -1;
   private readonly gatherGpa = new Float64Array(MAXIOV);
   private readonly gatherLen = new Float64Array(MAXIOV);
-  /**
-   * Told of every range a read wrote into this guest's memory. Null for guests whose code
-   * is not compiled from their memory; set for an emulated guest (Linux in v86), whose
-   * compiled code for a page must be dropped when bytes land there.
-   */
-  onWrite: ((gpa: number, len: number) => void) | null = null;
 
   constructor(domain: Domain, heap = new GuestHeap(domain.memory.buffer.byteLength)) {
     this.domain = domain;
@@ -174,7 +168,8 @@ export class GuestArgo {
     const n = this.domain.engine.argoReadMessage(ring.gfnListGpa, ring.len, metaGpa, bufGpa, cap);
     if (n >= 0) {
       this.loadMeta(n);
-      if (this.onWrite !== null && n > 0) this.onWrite(bufGpa, Math.min(n, cap));
+      const onWrite = this.views.onWrite; // an emulated guest's compiled code must see the bytes
+      if (onWrite !== null && n > 0) onWrite(bufGpa, Math.min(n, cap));
     }
     return n;
   }
@@ -188,7 +183,7 @@ export class GuestArgo {
     const n = this.domain.engine.argoRecv(ring.gfnListGpa, ring.len, metaGpa, iovGpa, niov, skip, consume ? 1 : 0);
     if (n >= 0) {
       this.loadMeta(n);
-      if (this.onWrite !== null) this.wrote(iovGpa, niov);
+      if (this.views.onWrite !== null) this.wrote(iovGpa, niov);
     }
     return n;
   }
@@ -197,7 +192,7 @@ export class GuestArgo {
   private wrote(iovGpa: number, niov: number): void {
     for (let i = 0; i < niov; i++) {
       const len = this.dv.getUint32(iovGpa + 8 * i + 4, true);
-      if (len > 0) this.onWrite!(this.dv.getUint32(iovGpa + 8 * i, true), len);
+      if (len > 0) this.views.onWrite!(this.dv.getUint32(iovGpa + 8 * i, true), len);
     }
   }
 

@@ -8,6 +8,12 @@ export class MemoryViews {
   readonly memory: WebAssembly.Memory;
   /** Set for an emulator's memory; false keeps fresh() at one branch for everyone else. */
   growable = false;
+  /**
+   * Told of every range a transport or device wrote into this memory from outside the
+   * guest's own code; null except for an emulator whose compiled code must see the
+   * writes (v86: jit_dirty_cache).
+   */
+  onWrite: ((off: number, len: number) => void) | null = null;
   u8!: Uint8Array;
   u32!: Uint32Array;
   dv!: DataView;
@@ -42,7 +48,12 @@ export function viewsOf(memory: WebAssembly.Memory): MemoryViews {
   return v;
 }
 
-/** Marks an emulator's memory as growable: every user of its views re-checks them. */
-export function markGrowable(memory: WebAssembly.Memory): void {
-  viewsOf(memory).growable = true;
+/**
+ * Marks an emulator's memory: it may grow (every user of its views re-checks them) and
+ * `onWrite` hears of every write made into it from outside the emulated code.
+ */
+export function markEmulated(memory: WebAssembly.Memory, onWrite: (off: number, len: number) => void): void {
+  const v = viewsOf(memory);
+  v.growable = true;
+  v.onWrite = onWrite;
 }

@@ -20,7 +20,7 @@ import type { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Domain } from "../hypervisor/domain.ts";
 import { GuestArgo } from "../guest/argo-driver.ts";
 import { GuestHeap } from "../guest/heap.ts";
-import { markGrowable } from "../guest/views.ts";
+import { markEmulated } from "../guest/views.ts";
 import { ArgoFrontend } from "../transport/frontend.ts";
 import { QueueFactory } from "../transport/shadow.ts";
 import { setDmaWindow } from "../transport/split-sides.ts";
@@ -33,7 +33,9 @@ import { buildSsdt, MMIO_WINDOW } from "./acpi.ts";
 import { buildInitramfs } from "./initramfs.ts";
 import { BEGIN_MARKER, EXIT_MARKER, initScript, READY_MARKER, RUN_SCRIPT } from "./init.ts";
 import { IrqLines, type IrqChip } from "./irq.ts";
-import { RING_FEATURES, VirtioMmioDevice } from "./virtio-mmio.ts";
+import { VirtioMmioDevice } from "./virtio-mmio.ts";
+import { RING_FEATURES } from "./bridge.ts";
+import { ArgoLink } from "./link.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -179,8 +181,9 @@ export class LinuxGuest {
     const memory = cpu.wasm_memory;
     const lo = cpu.mem8.byteOffset;
     const dirty = (off: number, len: number) => cpu.jit_dirty_cache(off - lo, off - lo + len);
-    // v86 grows its memory while it runs (its JIT's tables): views of it are re-made after.
-    markGrowable(memory);
+    // v86 grows its memory while it runs (its JIT's tables): views of it are re-made after;
+    // and every write from outside must drop v86's compiled code for the range.
+    markEmulated(memory, dirty);
     this.domain = this.hv.createDomain({
       name: this.options.name, label: this.options.label, memoryBytes: this.ramBytes,
       memoryWindow: { memory, lo, bytes: this.ramBytes, onWrite: dirty },
@@ -189,7 +192,6 @@ export class LinuxGuest {
     const region = vmmRegion(this.ramBytes);
     const heap = new GuestHeap(lo + region.end, lo + region.start);
     const argo = new GuestArgo(this.domain, heap);
-    argo.onWrite = dirty;
     const irq = new IrqLines(cpu);
     specs.forEach((spec, i) => {
       let pair: DevicePair;
@@ -204,7 +206,10 @@ export class LinuxGuest {
       const rc = frontend.start();
       if (rc < 0) throw new Error(`${spec.type} frontend could not register its ring: ${rc}`);
       const { base, irq: line } = windows[i];
-      const mmio = new VirtioMmioDevice({ frontend, memory, ramBase: lo, ramBytes: this.ramBytes, heap, irq, line, index: i, dirty });
+      const mmio = new VirtioMmioDevice({
+        link: new ArgoLink(frontend), memory, ramBase: lo, ramBytes: this.ramBytes, heap,
+        assertIrq: () => irq.assert(line, i), deassertIrq: () => irq.deassert(line, i),
+      });
       this.devices.push({ spec, pair, frontend, mmio, base, irq: line });
     });
     const byWindow = new Map(this.devices.map((d) => [(d.base - MMIO_BASE) / MMIO_WINDOW, d.mmio]));

@@ -1,6 +1,7 @@
 // DeviceQueue and DeviceChain for device models, over the device side of a vring in
 // the memory the model may access (its own for argo's shadow queues; the guest's for
 // the sharing transports). Chains are byte streams: models never see descriptors.
+import type { MemoryViews } from "../guest/views.ts";
 import type { DeviceChain, DeviceQueue } from "../devices/types.ts";
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 
@@ -60,33 +61,36 @@ export abstract class ChainStream implements DeviceChain {
   }
 }
 
-/** A chain whose buffers are addresses in `mem` (the model's own memory, or a foreign mapping of the guest's). */
+/** A chain whose buffers are addresses in a memory (the model's own, or a foreign mapping of the guest's). */
 export class BufferChain extends ChainStream {
-  private readonly mem: Uint8Array;
+  private readonly views: MemoryViews;
 
-  constructor(mem: Uint8Array, maxBuffers: number) {
+  constructor(views: MemoryViews, maxBuffers: number) {
     super(maxBuffers);
-    this.mem = mem;
+    this.views = views;
   }
 
   protected move(i: number, skip: number, bytes: Uint8Array, done: number, n: number, toBuffer: boolean): void {
     const at = this.buffers.gpa[i] + skip;
-    if (toBuffer) this.mem.set(bytes.subarray(done, done + n), at);
-    else bytes.set(this.mem.subarray(at, at + n), done);
+    const v = this.views.fresh();
+    if (toBuffer) {
+      v.u8.set(bytes.subarray(done, done + n), at);
+      if (v.onWrite !== null) v.onWrite(at, n); // an emulated guest's compiled code must see it
+    } else bytes.set(v.u8.subarray(at, at + n), done);
   }
 }
 
 /** A DeviceQueue over a DeviceSide; `interrupt` delivers the used-buffer notification. */
 export class SideDeviceQueue implements DeviceQueue {
   private readonly side: DeviceSide;
-  private readonly mem: Uint8Array;
+  private readonly views: MemoryViews;
   private readonly interrupt: () => void;
   /** Chains handed out and not yet pushed, reused once pushed (no allocation per request). */
   private readonly spare: BufferChain[] = [];
 
-  constructor(side: DeviceSide, mem: Uint8Array, interrupt: () => void) {
+  constructor(side: DeviceSide, views: MemoryViews, interrupt: () => void) {
     this.side = side;
-    this.mem = mem;
+    this.views = views;
     this.interrupt = interrupt;
   }
 
@@ -99,7 +103,7 @@ export class SideDeviceQueue implements DeviceQueue {
   }
 
   pop(): DeviceChain | null {
-    const chain = this.spare.pop() ?? new BufferChain(this.mem, this.side.size);
+    const chain = this.spare.pop() ?? new BufferChain(this.views, this.side.size);
     const rc = this.side.pop(chain.buffers);
     if (rc === 1) return chain;
     this.spare.push(chain);

@@ -1,5 +1,6 @@
 // Where transports get their virtqueues: a guest's vring seen from both sides (driver
 // and device), and the argo backend's shadow queues in its own memory.
+import { viewsOf, type MemoryViews } from "../guest/views.ts";
 import type { GuestHeap } from "../guest/heap.ts";
 import type { DeviceQueue } from "../devices/types.ts";
 import type { DeviceSide, DriverSide } from "./queue-sides.ts";
@@ -22,9 +23,9 @@ export class ShadowQueue {
   /** Gives the queue's pages back to the backend's heap (after a device reset). */
   readonly release: () => void;
 
-  constructor(driver: DriverSide, device: DeviceSide, mem: Uint8Array, onUsed: () => void, release: () => void = () => {}) {
+  constructor(driver: DriverSide, device: DeviceSide, views: MemoryViews, onUsed: () => void, release: () => void = () => {}) {
     this.driver = driver;
-    this.deviceQueue = new SideDeviceQueue(device, mem, onUsed);
+    this.deviceQueue = new SideDeviceQueue(device, views, onUsed);
     this.release = release;
   }
 
@@ -64,6 +65,6 @@ export class QueueFactory {
   /** A shadow queue; `onUsed` runs when the device model signals used buffers. */
   shadow(size: number, onUsed: () => void): ShadowQueue {
     const { driver, device, release } = splitQueue(this.memory, this.heap, size);
-    return new ShadowQueue(driver, device, new Uint8Array(this.memory.buffer), onUsed, release);
+    return new ShadowQueue(driver, device, viewsOf(this.memory), onUsed, release);
   }
 }

@@ -6,6 +6,7 @@
 //
 // Sizes follow Linux's kernel/dma/swiotlb.c: IO_TLB_SIZE 2 KiB slots, a mapping is at most
 // IO_TLB_SEGSIZE (128) contiguous slots = 256 KiB and never crosses a segment boundary.
+import { viewsOf } from "../../guest/views.ts";
 import type { UsedHandler } from "../../devices/types.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
 import { GuestHeap } from "../../guest/heap.ts";
@@ -184,7 +185,7 @@ export class BounceDevice extends SharedDevice {
     this.dmas.push(dma);
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify, dma);
     // The backend sees only the shared region: rings and slots, in place.
-    const device = new SideDeviceQueue(pair.device, new Uint8Array(this.shared.buffer), () => driver.interrupt());
+    const device = new SideDeviceQueue(pair.device, viewsOf(this.shared), () => driver.interrupt());
     return {
       driver, device,
       release: () => {

@@ -1,6 +1,7 @@
 // `foreign`: VirtIO-MMIO with foreign mappings, the classic shared-memory baseline. The
 // backend maps the whole guest memory and reads descriptors and buffers in place: zero
 // copies, and every page of the guest reachable from the backend.
+import { viewsOf } from "../../guest/views.ts";
 import type { UsedHandler } from "../../devices/types.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
 import { SideDeviceQueue } from "../device-queue.ts";
@@ -27,7 +28,7 @@ export class ForeignDevice extends SharedDevice {
       : splitQueue(this.memory, this.cfg.heap, size, this.eventIdx, this.indirect);
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify);
     // The device reads the guest's ring and buffers in place, through the foreign mapping.
-    const device = new SideDeviceQueue(pair.device, new Uint8Array(this.memory.buffer), () => driver.interrupt());
+    const device = new SideDeviceQueue(pair.device, viewsOf(this.memory), () => driver.interrupt());
     return { driver, device, release: pair.release };
   }
 }
