@@ -32,8 +32,13 @@ export interface DeviceInfo {
   maxQueueSize: number;
 }
 
+/** Queues a driver may set up on one device at most (the frontend's interrupt bookkeeping is this size). */
+export const MAX_QUEUES = 256;
+
 export abstract class ControlClient {
   protected status = 0;
+  /** The device's queue count (GET_DEVICE_INFO, capped at MAX_QUEUES), asked once. */
+  private queueCount: number | null = null;
   /** Features the driver accepted, ring features included. */
   protected accepted = 0n;
 
@@ -95,6 +100,18 @@ export abstract class ControlClient {
     const s = await this.setStatus(STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
     if (!(s & STATUS_FEATURES_OK)) throw new TransportError("device refused the features (FEATURES_OK not set)");
     return accepted;
+  }
+
+  /**
+   * Refuses a queue index the device does not have (its GET_DEVICE_INFO count, at most
+   * MAX_QUEUES). Without it an index of 256 or more was accepted and its interrupts were
+   * dropped, so the queue hung.
+   */
+  protected async checkQueueIndex(index: number): Promise<void> {
+    this.queueCount ??= Math.min((await this.deviceInfo()).numQueues, MAX_QUEUES);
+    if (!Number.isInteger(index) || index < 0 || index >= this.queueCount) {
+      throw new TransportError(`queue ${index} does not exist: the device has ${this.queueCount} queue(s)`);
+    }
   }
 
   async readConfig(offset: number, length: number): Promise<Uint8Array> {

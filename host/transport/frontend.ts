@@ -22,7 +22,7 @@ import {
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 import { GuestDriverQueue } from "./guest-queue.ts";
 import { words } from "./control.ts";
-import { ControlClient, TransportError } from "./control-client.ts";
+import { ControlClient, MAX_QUEUES, TransportError } from "./control-client.ts";
 import { ControlOutbox } from "./control-outbox.ts";
 import type { QueueFactory } from "./shadow.ts";
 import { releaseRing } from "./kernel.ts";
@@ -134,7 +134,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   private nextRequestId = 1;
   private draining = false;
   /** Queues with used entries pushed in this drain, awaiting one interrupt decision. */
-  private readonly pushed = new Uint8Array(256);
+  private readonly pushed = new Uint8Array(MAX_QUEUES);
   private isGone = false;
   private stopped = false;
   private unsubscribe: (() => void) | null = null;
@@ -266,6 +266,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   }
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
+    await this.checkQueueIndex(index);
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
     const pair = this.cfg.queues.guestPair(size, this.eventIdx, this.indirect, this.packed);
     const driver = new GuestDriverQueue(pair.driver, onUsed, () => this.kick(index));

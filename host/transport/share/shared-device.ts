@@ -85,6 +85,7 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
   }
 
   async setupQueue(index: number, size: number, onUsed: UsedHandler): Promise<DriverQueue> {
+    await this.checkQueueIndex(index);
     await this.call(Ctrl.SET_VQUEUE, words(index, size));
     this.queues[index]?.driver.close();
     this.queues[index]?.release?.();
