@@ -142,6 +142,29 @@ function writeTable(rng: Prng, arena: Arena, tab: number, n: number, split: bool
   }
 }
 
+/** A chain's buffers as the model collects them: readable before writable (2.7.4.2, 2.8.6), at most 2^32 bytes. */
+class ChainModel {
+  readonly bufs: Array<[number, number, number]> = [];
+  private total = 0;
+  private sawWritable = false;
+
+  /**
+   * Takes one buffer (a driver address, translated) after the rules `bad` already found
+   * broken at this descriptor; returns the error the model expects, or null.
+   */
+  take(arena: Arena, bad: string[], flags: number, lo: number, len: number, extra?: string): Popped | null {
+    const w = (flags & WRITE) !== 0;
+    if (!w && this.sawWritable) bad.push("ReadableAfterWritable");
+    this.total += len;
+    if (this.total > 0xffffffff) bad.push("LengthOverflow");
+    if (extra) bad.push(extra);
+    if (bad.length) return { kind: "err", allowed: bad };
+    this.sawWritable ||= w;
+    this.bufs.push([arena.w.base + lo, len, w ? WRITE : 0]);
+    return null;
+  }
+}
+
 // ---- split ---------------------------------------------------------------------------
 
 /** Does the 16-byte entry at `at` overlap what the device writes during a pop (out block, state, event words)? */
@@ -159,14 +182,12 @@ function splitModel(arena: Arena, size: number, lastAvail: number, features: num
   if (pending > size) return { kind: "err", allowed: ["AvailIdxJump"] }; // 2.7.13.3: at most a ring's worth
   const head = dv.getUint16(AVAIL_AT + 4 + 2 * (lastAvail % size), true);
   if (head >= size) return { kind: "err", allowed: ["IndexOutOfRange"] };
-  const bufs: Array<[number, number, number]> = [];
+  const chain = new ChainModel();
   let table = DESC;
   let tableSize = size;
   let indirect = false;
   let i = head;
   let visited = 0;
-  let total = 0;
-  let sawWritable = false;
   for (;;) {
     // 2.7.5.2: a chain (or a table's chain) visits each descriptor at most once.
     if (++visited > tableSize) return { kind: "err", allowed: ["DescriptorLoop"] };
@@ -189,19 +210,13 @@ function splitModel(arena: Arena, size: number, lastAvail: number, features: num
       i = 0;
       continue;
     }
-    const w = (flags & WRITE) !== 0;
-    if (!w && sawWritable) broken.push("ReadableAfterWritable"); // 2.7.4.2: readable first
-    total += d.len;
-    if (total > 0xffffffff) broken.push("LengthOverflow"); // 2.7.5.2: at most 2^32 bytes
-    if (bufs.length >= size) broken.push("ChainTooLong");
-    if (broken.length) return { kind: "err", allowed: broken };
-    sawWritable ||= w;
-    bufs.push([arena.w.base + d.lo, d.len, w ? WRITE : 0]);
+    const refused = chain.take(arena, broken, flags, d.lo, d.len, chain.bufs.length >= size ? "ChainTooLong" : undefined);
+    if (refused) return refused;
     if (!(flags & NEXT)) break;
     if (d.b >= tableSize) return { kind: "err", allowed: ["IndexOutOfRange"] };
     i = d.b;
   }
-  return { kind: "ok", head, bufs, descs: 0 };
+  return { kind: "ok", head, bufs: chain.bufs, descs: 0 };
 }
 
 function splitRound(
@@ -453,10 +468,8 @@ class PackedRun {
     let i = this.nextAvail;
     let wrap = this.availWrap;
     if (!isAvail(arena.dv.getUint16(DESC + 16 * i + 14, true), wrap)) return { kind: "none" };
-    const bufs: Array<[number, number, number]> = [];
+    const chain = new ChainModel();
     let descs = 0;
-    let total = 0;
-    let sawWritable = false;
     let id = 0;
     for (;;) {
       if (++descs > size) return { kind: "err", allowed: ["ChainTooLong"] }; // a list is at most the ring
@@ -476,7 +489,7 @@ class PackedRun {
         if (d.len === 0 || d.len % 16 !== 0) broken.push("InvalidIndirectLength");
         if (broken.length) return { kind: "err", allowed: broken };
         const entries = d.len / 16;
-        if (bufs.length + entries > size) return { kind: "err", allowed: ["ChainTooLong"] };
+        if (chain.bufs.length + entries > size) return { kind: "err", allowed: ["ChainTooLong"] };
         for (let k = 0; k < entries; k++) {
           if (overlapsDeviceBlocks(arena.w.base + d.lo + 16 * k, size)) return { kind: "overlap" };
           const e = arena.descAt(arena.w.base + d.lo + 16 * k);
@@ -484,28 +497,17 @@ class PackedRun {
           const bad: string[] = [];
           if (ef & INDIRECT) bad.push("IndirectInIndirect");
           if (!arena.inWindow(e.lo, e.hi, e.len)) bad.push("AddressOutOfRange");
-          const w = (ef & WRITE) !== 0;
-          if (!w && sawWritable) bad.push("ReadableAfterWritable");
-          total += e.len;
-          if (total > 0xffffffff) bad.push("LengthOverflow");
-          if (bad.length) return { kind: "err", allowed: bad };
-          sawWritable ||= w;
-          bufs.push([arena.w.base + e.lo, e.len, w ? WRITE : 0]);
+          const refused = chain.take(arena, bad, ef, e.lo, e.len);
+          if (refused) return refused;
         }
         break;
       }
-      const w = (flags & WRITE) !== 0;
-      const bad: string[] = [];
-      if (!w && sawWritable) bad.push("ReadableAfterWritable");
-      total += d.len;
-      if (total > 0xffffffff) bad.push("LengthOverflow");
-      if (bad.length) return { kind: "err", allowed: bad };
-      sawWritable ||= w;
-      bufs.push([arena.w.base + d.lo, d.len, w ? WRITE : 0]);
+      const refused = chain.take(arena, [], flags, d.lo, d.len);
+      if (refused) return refused;
       if (!(flags & NEXT)) break;
     }
     if (id >= size) return { kind: "err", allowed: ["IndexOutOfRange"] };
-    return { kind: "ok", head: id, bufs, descs };
+    return { kind: "ok", head: id, bufs: chain.bufs, descs };
   }
 
   private push(stats: RingStats, count: (m: Record<string, number>, k: string) => void, fail: (m: string) => never): void {
