@@ -68,3 +68,21 @@ describe.each(TRANSPORT_NAMES)("re-adding buffers inside completion callbacks ov
     v.shutdown();
   });
 });
+
+describe.each(TRANSPORT_NAMES)("console output longer than the device takes per buffer over %s", (transport) => {
+  it("ConsoleDriver.write of 80 KiB, and of 1 MiB (more pieces than the queue holds), delivers every byte in order", async () => {
+    const { v, guest, backend } = rig({ guestBytes: 64 << 20, backendBytes: 64 << 20 });
+    const out: Uint8Array[] = [];
+    const dev = await v.attach({ type: "console", frontend: guest, backend, transport, console: { onOutput: (b) => out.push(b.slice()) } });
+    const con = new ConsoleDriver(dev.device);
+    await con.init();
+    for (const size of [80 << 10, 1 << 20]) {
+      out.length = 0;
+      const data = new Uint8Array(size).map((_, i) => (i * 13 + (i >> 10)) & 0xff);
+      expect(await con.write(data)).toBe(true);
+      expect(Buffer.compare(Buffer.concat(out), Buffer.from(data)), `${size} bytes`).toBe(0);
+    }
+    expect((dev.model as ConsoleModel).stats.truncated).toBe(0);
+    v.shutdown();
+  });
+});

@@ -5,6 +5,8 @@ import { RECEIVEQ, TRANSMITQ } from "./model.ts";
 
 const RX_BUFFERS = 8;
 const RX_BUFFER_SIZE = 4096;
+/** Largest piece of output one transmit buffer carries (below the device's 64 KiB per buffer). */
+const TX_CHUNK = 32 << 10;
 
 export class ConsoleDriver {
   readonly dev: GuestVirtioDevice;
@@ -15,6 +17,8 @@ export class ConsoleDriver {
   private readonly txDone = new Map<number, { gpa: number; len: number; resolve: (ok: boolean) => void }>();
   private nextToken = 1;
   private closed = false;
+  /** Transmit pieces (tokens in txDone) not yet on the queue, in order. */
+  private readonly txWaiting: number[] = [];
 
   constructor(dev: GuestVirtioDevice) {
     this.dev = dev;
@@ -24,12 +28,8 @@ export class ConsoleDriver {
     await this.dev.negotiate(0n);
     this.rx = await this.dev.setupQueue(RECEIVEQ, 16, (token, written, error) => this.received(token, written, error));
     this.tx = await this.dev.setupQueue(TRANSMITQ, 16, (token, _w, error) => {
-      const t = this.txDone.get(token);
-      this.txDone.delete(token);
-      if (t) {
-        this.dev.free(t.gpa, t.len);
-        t.resolve(!error);
-      }
+      this.txCompleted(token, error);
+      this.postTx(); // room for what waits
     });
     await this.dev.driverOk();
     for (let i = 0; i < RX_BUFFERS; i++) {
@@ -46,11 +46,8 @@ export class ConsoleDriver {
     if (this.closed) return;
     this.closed = true;
     if (!this.dev.gone) await this.dev.reset().catch(() => {});
-    for (const [token, t] of this.txDone) {
-      this.txDone.delete(token);
-      this.dev.free(t.gpa, t.len);
-      t.resolve(false);
-    }
+    this.txWaiting.length = 0;
+    for (const token of [...this.txDone.keys()]) this.txCompleted(token, true);
     for (const gpa of this.rxBufs.splice(0)) this.dev.free(gpa, RX_BUFFER_SIZE);
     this.rx = this.tx = null;
   }
@@ -59,22 +56,53 @@ export class ConsoleDriver {
     this.listeners.push(cb);
   }
 
-  /** Sends bytes to the host; resolves true once the device took them. */
+  /**
+   * Sends bytes to the host; resolves true once the device took all of them, false if any
+   * part failed. Output is cut into TX_CHUNK pieces (the device takes at most 64 KiB per
+   * buffer and would drop the rest); pieces the queue cannot take yet wait, in order, for
+   * earlier ones to complete.
+   */
   write(bytes: Uint8Array): Promise<boolean> {
-    if (!this.tx || bytes.length === 0) return Promise.resolve(bytes.length === 0);
-    const gpa = this.dev.alloc(bytes.length);
-    new Uint8Array(this.dev.memory.buffer).set(bytes, gpa);
-    const token = this.nextToken++;
-    return new Promise((resolve) => {
-      this.txDone.set(token, { gpa, len: bytes.length, resolve });
-      if (!this.tx!.add([{ gpa, len: bytes.length, writable: false }], token)) {
-        this.txDone.delete(token);
-        this.dev.free(gpa, bytes.length);
-        resolve(false);
-        return;
-      }
-      this.tx!.kick();
-    });
+    if (!this.tx || this.closed) return Promise.resolve(bytes.length === 0);
+    if (bytes.length === 0) return Promise.resolve(true);
+    const pieces: Array<Promise<boolean>> = [];
+    for (let at = 0; at < bytes.length; at += TX_CHUNK) {
+      const piece = bytes.subarray(at, Math.min(bytes.length, at + TX_CHUNK));
+      const gpa = this.dev.alloc(piece.length);
+      new Uint8Array(this.dev.memory.buffer).set(piece, gpa);
+      const token = this.nextToken++;
+      pieces.push(new Promise((resolve) => {
+        this.txDone.set(token, { gpa, len: piece.length, resolve });
+        this.txWaiting.push(token);
+      }));
+    }
+    this.postTx();
+    return Promise.all(pieces).then((oks) => oks.every(Boolean));
+  }
+
+  /** Adds waiting transmit pieces in order while the queue takes them. */
+  private postTx(): void {
+    let added = false;
+    while (this.txWaiting.length && this.tx) {
+      const token = this.txWaiting[0];
+      const t = this.txDone.get(token)!;
+      if (!this.tx.add([{ gpa: t.gpa, len: t.len, writable: false }], token)) break;
+      this.txWaiting.shift();
+      added = true;
+    }
+    if (added) this.tx!.kick();
+    // Nothing in flight to make room: what waits can never be added.
+    if (this.txWaiting.length && this.txDone.size === this.txWaiting.length) {
+      for (const token of this.txWaiting.splice(0)) this.txCompleted(token, true);
+    }
+  }
+
+  private txCompleted(token: number, error: boolean): void {
+    const t = this.txDone.get(token);
+    this.txDone.delete(token);
+    if (!t) return;
+    this.dev.free(t.gpa, t.len);
+    t.resolve(!error);
   }
 
   private post(i: number): void {

@@ -22,7 +22,8 @@ export class ConsoleModel implements VirtioDeviceModel {
   readonly maxQueueSize = 256;
   readonly features = 0n;
   readonly configSize = 8; // cols, rows, max_nr_ports (unused without MULTIPORT)
-  readonly stats = { bytesIn: 0, bytesOut: 0, dropped: 0 };
+  /** dropped: input kept nowhere (no buffer posted, MAX_PENDING_INPUT full); truncated: output cut past MAX_TX_BYTES per buffer. */
+  readonly stats = { bytesIn: 0, bytesOut: 0, dropped: 0, truncated: 0 };
   private env: DeviceEnv | null = null;
   private readonly onOutput: (bytes: Uint8Array) => void;
   /** Receive buffers the driver posted, waiting for input. */
@@ -75,10 +76,12 @@ export class ConsoleModel implements VirtioDeviceModel {
       this.deliver();
     } else if (queue === TRANSMITQ) {
       for (let c = q.pop(); c; c = q.pop()) {
+        // A buffer longer than MAX_TX_BYTES is cut (host cost is bounded); what is cut is counted.
         const n = Math.min(c.readableLength, MAX_TX_BYTES);
         const out = new Uint8Array(n);
         c.read(0, out);
         this.stats.bytesOut += n;
+        this.stats.truncated += c.readableLength - n;
         q.push(c, 0);
         this.onOutput(out);
       }
