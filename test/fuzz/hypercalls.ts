@@ -9,7 +9,11 @@
 //     across domains), and junk reaching an honest wildcard ring never claims to come
 //     from an honest domain (no forged source).
 // A hostile domain is also destroyed and re-created now and then (its id comes back
-// round through domid reuse only after every other id).
+// round through domid reuse only after every other id). Odd seeds run under a pair policy
+// (hostile -> honest sends size- and rate-limited, so denials, -EMSGSIZE and rate
+// wakeups happen) that is reloaded now and then with a twin taking the hostile domains'
+// send permission away (revocation mid-traffic); even seeds under allow-all, where a
+// hostile domain may do anything the ABI lets it.
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import type { Domain } from "../../host/hypervisor/domain.ts";
 import { Policy } from "../../host/mac/index.ts";
@@ -29,6 +33,23 @@ const CANARY_LEN = 128 << 10;
 const RINGS_AT = CANARY_AT + CANARY_LEN;
 const HONEST_PORT = 100;
 const WILD_PORT = 200;
+const POLICY = (hostileSends: boolean): string => `version: 1
+domains: [honest_t, hostile_t]
+pairs:
+  - frontend: honest_t
+    backend: honest_t
+    device: console
+    allow: [enable, send, register_single_source, register_any_source]
+  - frontend: hostile_t
+    backend: honest_t
+    device: console
+    allow: [enable, ${hostileSends ? "send, " : ""}register_single_source]
+    limits: { max_message_bytes: 2048, rate: { messages_per_second: 20000, burst: 16 } }
+  - frontend: hostile_t
+    backend: hostile_t
+    device: console
+    allow: [enable, send, register_single_source, register_any_source]
+`;
 const ERRNOS = new Set<number>(Object.values(E as Record<string, unknown>).filter((v): v is number => typeof v === "number"));
 
 export interface HypercallStats {
@@ -40,6 +61,7 @@ export interface HypercallStats {
   honestReceived: number;
   junkReceived: number;
   rebirths: number;
+  reloads: number;
 }
 
 class Honest {
@@ -89,7 +111,9 @@ export function fuzzHypercalls(seed: number, ops: number, checkEvery = 5000): Hy
   const fail = (op: number, msg: string): never => {
     throw new FuzzFailure("hypercalls", seed, op, ops, msg);
   };
-  const hv = new Hypervisor({ policy: Policy.allowAll() });
+  const pairs = (seed & 1) === 1;
+  const policies = [Policy.parse(POLICY(true), "fuzz-pairs.yaml"), Policy.parse(POLICY(false), "fuzz-pairs-revoked.yaml")];
+  const hv = new Hypervisor({ policy: pairs ? policies[0] : Policy.allowAll() });
   const secret = new Uint8Array(16);
   rng.fill(secret, 0, 16);
   secret[0] = 0x53; // never all-zero: zeroed memory must not match it
@@ -132,7 +156,7 @@ export function fuzzHypercalls(seed: number, ops: number, checkEvery = 5000): Hy
   hostiles.push(mkHostile("hostile-1"), mkHostile("hostile-2"));
 
   const stats: HypercallStats = {
-    ops: 0, hostileOps: 0, byOp: {}, byRc: {}, honestSent: 0, honestReceived: 0, junkReceived: 0, rebirths: 0,
+    ops: 0, hostileOps: 0, byOp: {}, byRc: {}, honestSent: 0, honestReceived: 0, junkReceived: 0, rebirths: 0, reloads: 0,
   };
   const count = (m: Record<string, number>, k: string): void => {
     m[k] = (m[k] ?? 0) + 1;
@@ -350,6 +374,9 @@ export function fuzzHypercalls(seed: number, ops: number, checkEvery = 5000): Hy
     stats.ops++;
     if (rng.chance(0.2)) {
       honestStep(op);
+    } else if (pairs && rng.chance(0.0002)) {
+      // Reload: the twin policy revokes (or gives back) the hostile domains' sends.
+      hv.loadPolicy(policies[++stats.reloads & 1]);
     } else if (rng.chance(0.0002)) {
       // Destroy and re-create a hostile domain: its rings and waits go with it.
       const k = rng.below(hostiles.length);
