@@ -400,6 +400,9 @@ export class VsockSocket {
         await new Promise<void>((r) => this.creditWaiters.push(r));
         continue;
       }
+      // One CREDIT_REQUEST per time the credit ran out: asking again on every update that
+      // frees nothing would ping-pong with the peer's answers forever.
+      this.creditRequested = false;
       const n = Math.min(credit, data.length - off, this.drv.maxPayload);
       this.txCnt = (this.txCnt + n) >>> 0;
       this.drv.send(this, V.OP_RW, 0, data.slice(off, off + n));
@@ -449,7 +452,6 @@ export class VsockSocket {
 
   /** @internal */
   creditChanged(): void {
-    this.creditRequested = false;
     this.wake();
   }
 

@@ -97,6 +97,9 @@ export class VsockStream {
         await new Promise<void>((r) => this.creditWaiters.push(r));
         continue;
       }
+      // One CREDIT_REQUEST per time the credit ran out: asking again on every update that
+      // frees nothing would ping-pong with the peer's answers forever.
+      this.creditRequested = false;
       const n = Math.min(credit, data.length - off, V.MAX_PKT_PAYLOAD);
       this.advertise(V.OP_RW, 0, data.slice(off, off + n));
       off += n;
@@ -148,7 +151,6 @@ export class VsockStream {
 
   /** @internal */
   creditChanged(): void {
-    this.creditRequested = false;
     this.wake();
   }
 
