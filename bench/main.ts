@@ -8,6 +8,7 @@ import { runArgoBench, argoTable, runPolicyOverheadBench } from "./argo.ts";
 import { runPolicyBench, policyTable } from "./policy.ts";
 import { runShareBench, shareTable } from "./share.ts";
 import { runVirtqueueBench, virtqueueTable } from "./virtqueue.ts";
+import { runNetBench, netTable } from "./net.ts";
 import { htmlReport } from "./report.ts";
 import { progress } from "./progress.ts";
 
@@ -45,6 +46,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       "receiver's copy out of its ring), bounce twice (guest buffer <-> bounce slot, model <-> slot), grant and foreign " +
       "once (the model reads and writes guest pages in place).\n\n" + shareTable(share),
   );
+
+  log("net frames guest to guest and vsock to a VMM listener, over the four transports ...");
+  const net = await runNetBench({ quick: opts.quick, progress: progress() });
+  results.net = net;
+  sections.push("## net and vsock: guest to guest through the backend's switch, guest to VMM\n\n" + netTable(net));
 
   log("virtqueue cycles inside Wasm (split and packed) ...");
   const vq = await runVirtqueueBench({ quick: opts.quick });

@@ -43,8 +43,8 @@ export interface NetVsockWorld {
 }
 
 /** Boots guests g1 (guest_t), g2 (guest2_t), g3 (guest3_t) with the devices in `want`, over `transport`. */
-export function boot(transport: Transport, want: Array<[number, "net" | "vsock"]>): NetVsockWorld {
-  const hv = new Hypervisor({ policy: Policy.parse(POLICY, "netvsock.yaml") });
+export function boot(transport: Transport, want: Array<[number, "net" | "vsock"]>, policy = POLICY): NetVsockWorld {
+  const hv = new Hypervisor({ policy: Policy.parse(policy, "netvsock.yaml") });
   const labels = ["guest_t", "guest2_t", "guest3_t"];
   const guests = labels.map((label, i) => hv.createDomain({ name: `g${i + 1}`, label, memoryBytes: 32 << 20 }));
   const be = hv.createDomain({ name: "backend", label: "backend_t", memoryBytes: 64 << 20 });

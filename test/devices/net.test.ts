@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { NetDriver, NetModel } from "../../host/devices/index.ts";
 import * as N from "../../host/devices/net/layout.ts";
 import { MAX_LEARNED_PER_PORT } from "../../host/devices/net/switch.ts";
-import { MAC1, MAC2, MAC2B, RawDriver, TRANSPORTS, boot, drive, policyWithout, quiet } from "./helpers.ts";
+import { MAC1, MAC2, MAC2B, POLICY, RawDriver, TRANSPORTS, boot, drive, policyWithout, quiet } from "./helpers.ts";
 import { settle } from "../transport/helpers.ts";
 
 const BROADCAST = "ff:ff:ff:ff:ff:ff";
@@ -231,6 +231,23 @@ describe.each(TRANSPORTS)("net over %s", (transport) => {
     while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
     expect(sum).toBe(0xffff);
     expect(r.subarray(udp + 8)).toEqual(data);
+  });
+
+  it("the pair's rate limit applies per frame at the switch: frames over it are dropped and counted", async () => {
+    const limited = POLICY.replace(`rules: { allowed_macs: ["${MAC1}"] }`, `limits: { rate: { messages_per_second: 1, burst: 3 } }, rules: { allowed_macs: ["${MAC1}"] }`);
+    expect(limited).not.toBe(POLICY);
+    const w = boot(transport, [[1, "net"], [2, "net"]], limited);
+    const d1 = new NetDriver(w.dev(1, "net"), { queueSize: 16 });
+    const d2 = new NetDriver(w.dev(2, "net"), { queueSize: 16 });
+    await drive(d1.init());
+    await drive(d2.init());
+    const got: Uint8Array[] = [];
+    d2.onFrame((f) => got.push(f));
+    for (let i = 0; i < 6; i++) await drive(d1.send(frame(MAC2, MAC1, 60, 0, i)));
+    await settle(() => got.length === 3);
+    await quiet();
+    expect(got).toHaveLength(3);
+    expect(w.model<NetModel>(1, "net").stats.rateLimited).toBe(3);
   });
 
   it("a reload that removes guest2's net pair takes its link down for good; frames to it are not delivered", async () => {
