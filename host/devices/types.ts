@@ -131,8 +131,14 @@ export interface GuestVirtioDevice {
   driverOk(): Promise<void>;
   /** Full device reset (status 0); in-flight requests complete with error. */
   reset(): Promise<void>;
-  /** Called when the device signals a config change. */
+  /** Called when the device signals a config change (also when it sets DEVICE_NEEDS_RESET). */
   onConfigChange(cb: () => void): void;
+  /**
+   * DEVICE_NEEDS_RESET (VirtIO 1.2 2.1.1): the device (or the transport, for a ring the
+   * driver broke with a bad chain) is in an error state; requests on the broken queue
+   * failed, and only reset() and setting the queues up again bring it back.
+   */
+  readonly needsReset: boolean;
   /** True once the device was removed or its backend died; requests then fail with IOERR. */
   readonly gone: boolean;
   /** Largest buffer one descriptor may carry (the DMA layer's limit, e.g. swiotlb); none if absent. */

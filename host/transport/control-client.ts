@@ -2,7 +2,7 @@
 // section 3.1.1 initialisation sequence (reset, ACKNOWLEDGE, DRIVER, features,
 // FEATURES_OK, DRIVER_OK) and config access, over whatever carries a control message
 // (Argo messages for argo, a trapped register access for the sharing transports).
-import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
+import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
 import { Ctrl } from "./wire.ts";
 import { words } from "./control.ts";
 import type { GuestHeap } from "../guest/heap.ts";
@@ -39,6 +39,9 @@ export abstract class ControlClient {
   protected status = 0;
   /** The device's queue count (GET_DEVICE_INFO, capped at MAX_QUEUES), asked once. */
   private queueCount: number | null = null;
+  private readonly configListeners: Array<() => void> = [];
+  /** A ring broke on this side of the transport: DEVICE_NEEDS_RESET until the driver resets. */
+  private ringBroken = false;
   /** Features the driver accepted, ring features included. */
   protected accepted = 0n;
 
@@ -114,6 +117,31 @@ export abstract class ControlClient {
     }
   }
 
+  /** Called when the device signals a config change (EVENT_CONFIG, or DEVICE_NEEDS_RESET being set). */
+  onConfigChange(cb: () => void): void {
+    this.configListeners.push(cb);
+  }
+
+  protected configChanged(): void {
+    for (const cb of [...this.configListeners]) cb();
+  }
+
+  /** DEVICE_NEEDS_RESET (VirtIO 1.2 2.1.1): set by the device, or by this transport when a ring broke. */
+  get needsReset(): boolean {
+    return this.ringBroken || (this.status & STATUS_NEEDS_RESET) !== 0;
+  }
+
+  /**
+   * A driver's ring is broken (a bad chain): the device enters an error state a reset clears.
+   * VirtIO 1.2 2.1.1: it sets DEVICE_NEEDS_RESET and, with DRIVER_OK set, sends a
+   * configuration change notification (from a microtask, never inside the driver's kick).
+   */
+  protected enterNeedsReset(): void {
+    if (this.ringBroken) return;
+    this.ringBroken = true;
+    if (this.status & STATUS_DRIVER_OK) queueMicrotask(() => this.configChanged());
+  }
+
   async readConfig(offset: number, length: number): Promise<Uint8Array> {
     const r = await this.call(Ctrl.GET_CONFIG, words(offset, length));
     // {le32 generation, then exactly `length` bytes}: a driver reading a field must get all of it.
@@ -134,6 +162,7 @@ export abstract class ControlClient {
   }
 
   async reset(): Promise<void> {
+    this.ringBroken = false;
     this.onReset();
     await this.setStatus(0);
   }

@@ -85,13 +85,16 @@ export class SideDeviceQueue implements DeviceQueue {
   private readonly side: DeviceSide;
   private readonly views: MemoryViews;
   private readonly interrupt: () => void;
+  /** Told once when the ring breaks (the transport reports DEVICE_NEEDS_RESET). */
+  private onBroken: (() => void) | null;
   /** Chains handed out and not yet pushed, reused once pushed (no allocation per request). */
   private readonly spare: BufferChain[] = [];
 
-  constructor(side: DeviceSide, views: MemoryViews, interrupt: () => void) {
+  constructor(side: DeviceSide, views: MemoryViews, interrupt: () => void, onBroken: (() => void) | null = null) {
     this.side = side;
     this.views = views;
     this.interrupt = interrupt;
+    this.onBroken = onBroken;
   }
 
   get size(): number {
@@ -107,6 +110,11 @@ export class SideDeviceQueue implements DeviceQueue {
     const rc = this.side.pop(chain.buffers);
     if (rc === 1) return chain;
     this.spare.push(chain);
+    if (rc < 0 && this.onBroken) {
+      const cb = this.onBroken;
+      this.onBroken = null;
+      cb();
+    }
     return null;
   }
 

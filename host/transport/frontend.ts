@@ -85,6 +85,8 @@ interface QueueState {
   device: DeviceSide;
   driver: QueueSink;
   release(): void;
+  /** Its ring broke: failed once, NEEDS_RESET reported. */
+  broken?: boolean;
 }
 
 interface PendingCall {
@@ -120,7 +122,6 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   /** Requests whose fragments are not all sent yet (the backend's ring was full). */
   private readonly sendQueue: InFlight[] = [];
   private readonly calls = new Map<number, PendingCall>();
-  private readonly configListeners: Array<() => void> = [];
   private readonly chain: ChainBuffers;
   /** One message's iovs (header + up to 7 pieces), reused for every fragment. */
   private readonly iovGpa = new Float64Array(MAXIOV);
@@ -285,10 +286,6 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
     this.failInflight();
   }
 
-  onConfigChange(cb: () => void): void {
-    this.configListeners.push(cb);
-  }
-
   // --- data plane: requests out -------------------------------------------------
 
   /** The guest driver notified queue `q`: send every available chain. */
@@ -300,8 +297,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       const rc = state.device.pop(chain);
       if (rc === 0) break;
       if (rc < 0) {
-        // The driver corrupted its own ring: NEEDS_RESET for this queue, nothing is sent.
-        this.stats.protocolErrors++;
+        // The driver corrupted its own ring: nothing more is sent from it, and the device needs a reset.
+        this.queueBroken(q, state);
         break;
       }
       const req = this.track(q, chain);
@@ -313,6 +310,26 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       this.sendQueue.push(req);
     }
     this.pump();
+  }
+
+  /**
+   * Queue `q`'s ring is broken (its device side latched the error): requests in flight on it
+   * fail, chains never popped fail (the queue closes), and the device reports
+   * DEVICE_NEEDS_RESET with a config change notification (VirtIO 1.2 2.1.1). A microtask
+   * later, not inside the driver's kick.
+   */
+  private queueBroken(q: number, state: QueueState): void {
+    if (state.broken) return;
+    state.broken = true;
+    this.stats.protocolErrors++;
+    queueMicrotask(() => {
+      if (this.queues[q] !== state) return; // set up again meanwhile
+      for (const req of [...this.inflight.values()]) if (req.queue === q) this.finish(req, 0, true);
+      state.device.needsInterrupt();
+      state.driver.interrupt();
+      state.driver.close?.();
+      this.enterNeedsReset();
+    });
   }
 
   private track(q: number, c: ChainBuffers): InFlight {
@@ -496,7 +513,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
       return;
     }
     if (this.ctrl.type === CTRL_EVENT) {
-      if (this.ctrl.msgId === Ctrl.EVENT_CONFIG) for (const cb of this.configListeners) cb();
+      if (this.ctrl.msgId === Ctrl.EVENT_CONFIG) this.configChanged();
       return;
     }
     const call = this.calls.get(this.ctrl.token);

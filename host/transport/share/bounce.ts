@@ -177,7 +177,7 @@ export class BounceDevice extends SharedDevice {
     return VIRTIO_F_EVENT_IDX | VIRTIO_F_RING_PACKED;
   }
 
-  protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue {
+  protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void, broken: () => void): SharedQueue {
     const pair = this.packed
       ? packedQueue(this.shared, this.sharedHeap, size, this.eventIdx, false)
       : splitQueue(this.shared, this.sharedHeap, size, this.eventIdx, false);
@@ -185,7 +185,7 @@ export class BounceDevice extends SharedDevice {
     this.dmas.push(dma);
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify, dma);
     // The backend sees only the shared region: rings and slots, in place.
-    const device = new SideDeviceQueue(pair.device, viewsOf(this.shared), () => driver.interrupt());
+    const device = new SideDeviceQueue(pair.device, viewsOf(this.shared), () => driver.interrupt(), broken);
     return {
       driver, device,
       release: () => {

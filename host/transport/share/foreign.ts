@@ -22,13 +22,13 @@ export class ForeignDevice extends SharedDevice {
     return VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_RING_PACKED;
   }
 
-  protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue {
+  protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void, broken: () => void): SharedQueue {
     const pair = this.packed
       ? packedQueue(this.memory, this.cfg.heap, size, this.eventIdx, this.indirect)
       : splitQueue(this.memory, this.cfg.heap, size, this.eventIdx, this.indirect);
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify);
     // The device reads the guest's ring and buffers in place, through the foreign mapping.
-    const device = new SideDeviceQueue(pair.device, viewsOf(this.memory), () => driver.interrupt());
+    const device = new SideDeviceQueue(pair.device, viewsOf(this.memory), () => driver.interrupt(), broken);
     return { driver, device, release: pair.release };
   }
 }

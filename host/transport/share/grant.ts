@@ -181,6 +181,8 @@ class GrantDeviceQueue implements DeviceQueue {
     private readonly side: DeviceSide,
     private readonly cfg: GrantConfig,
     private readonly interrupt: () => void,
+    /** Told once when the ring breaks or a chain cannot be mapped (DEVICE_NEEDS_RESET). */
+    private readonly broken: () => void = () => {},
   ) {}
 
   get size(): number {
@@ -190,9 +192,11 @@ class GrantDeviceQueue implements DeviceQueue {
   pop(): DeviceChain | null {
     if (this.error) return null;
     const chain = this.spare.pop() ?? new GrantChain(this.side.size);
-    if (this.side.pop(chain.buffers) !== 1) {
+    const popped = this.side.pop(chain.buffers);
+    if (popped !== 1) {
       this.spare.push(chain);
       this.error = this.side.error;
+      if (popped < 0) this.broken();
       return null;
     }
     const rc = chain.mapAll(this.cfg.grants, this.cfg.backend, this.cfg.guest.domid);
@@ -203,6 +207,7 @@ class GrantDeviceQueue implements DeviceQueue {
       this.error = "GrantMapFailed";
       this.cfg.deny?.("grant_map", `chain ${chain.head}: grant map refused (GNTST ${rc})`);
       this.spare.push(chain);
+      this.broken();
       return null;
     }
     this.held.add(chain);
@@ -256,7 +261,7 @@ export class GrantDevice extends SharedDevice {
     return VIRTIO_F_EVENT_IDX;
   }
 
-  protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue {
+  protected createQueue(_index: number, size: number, onUsed: UsedHandler, notify: () => void, broken: () => void): SharedQueue {
     const { grants, guest, backend } = this.cfg;
     const pair = splitQueue(this.memory, this.cfg.heap, size, this.eventIdx, false, true);
     // The rings: granted read-write (the backend writes the used ring) and mapped for the
@@ -278,7 +283,7 @@ export class GrantDevice extends SharedDevice {
     const dma = new GrantDma(grants, guest, backend.domid, size);
     this.dmas.push(dma);
     const driver = new GuestDriverQueue(pair.driver, onUsed, notify, dma);
-    const device = new GrantDeviceQueue(pair.device, this.cfg, () => driver.interrupt());
+    const device = new GrantDeviceQueue(pair.device, this.cfg, () => driver.interrupt(), broken);
     return {
       driver,
       device,

@@ -4,6 +4,7 @@
 // transport differs only in which memory the rings and buffers live in and what the guest's
 // DMA layer does (nothing, grant pages, bounce through slots): `createQueue`.
 import type { DeviceEnv, DeviceQueue, DriverQueue, GuestVirtioDevice, UsedHandler, VirtioDeviceModel } from "../../devices/types.ts";
+import { STATUS_NEEDS_RESET } from "../../devices/types.ts";
 import type { GuestHeap } from "../../guest/heap.ts";
 import { ControlEndpoint, words } from "../control.ts";
 import { Ctrl } from "../wire.ts";
@@ -34,7 +35,6 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
   protected readonly cfg: SharedDeviceConfig;
   private readonly endpoint: ControlEndpoint;
   private queues: SharedQueue[] = [];
-  private readonly configListeners: Array<() => void> = [];
   private isGone = false;
 
   constructor(cfg: SharedDeviceConfig) {
@@ -47,7 +47,7 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
         const env: DeviceEnv = {
           queues: Array.from({ length: cfg.model.numQueues }, (_, i) => this.queues[i]?.device ?? ABSENT_QUEUE),
           features,
-          configChanged: () => this.configListeners.forEach((cb) => cb()),
+          configChanged: () => this.configChanged(),
           deny: (perm, detail) => cfg.deny?.(perm, detail),
         };
         cfg.model.activate(env);
@@ -59,8 +59,11 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
   /** Pages of the guest the backend can read (now or at any time during the run). */
   abstract get exposedPages(): number;
 
-  /** Builds queue `index`: rings, the guest's DMA layer, the model's device queue. */
-  protected abstract createQueue(index: number, size: number, onUsed: UsedHandler, notify: () => void): SharedQueue;
+  /**
+   * Builds queue `index`: rings, the guest's DMA layer, the model's device queue; the
+   * device queue calls `broken` once when a chain breaks the ring (or cannot be mapped).
+   */
+  protected abstract createQueue(index: number, size: number, onUsed: UsedHandler, notify: () => void, broken: () => void): SharedQueue;
 
   get gone(): boolean {
     return this.isGone;
@@ -90,13 +93,23 @@ export abstract class SharedDevice extends ControlClient implements GuestVirtioD
     this.queues[index]?.driver.close();
     this.queues[index]?.release?.();
     // The notify "register write" traps straight into the device model.
-    const q = this.createQueue(index, size, onUsed, () => this.cfg.model.queueNotify(index));
+    const q = this.createQueue(index, size, onUsed, () => this.cfg.model.queueNotify(index), () => this.queueBroken(q));
     this.queues[index] = q;
     return q.driver;
   }
 
-  onConfigChange(cb: () => void): void {
-    this.configListeners.push(cb);
+  /**
+   * A driver's bad chain broke queue `q` (the model was handed nothing of it): what is in
+   * flight on it fails, the device status gets DEVICE_NEEDS_RESET and the driver a config
+   * change notification (VirtIO 1.2 2.1.1). A microtask later, not inside the model's pop.
+   */
+  private queueBroken(q: SharedQueue): void {
+    queueMicrotask(() => {
+      if (!this.queues.includes(q)) return; // reset or set up again meanwhile
+      q.driver.close();
+      this.endpoint.status |= STATUS_NEEDS_RESET;
+      this.enterNeedsReset();
+    });
   }
 
   /**
