@@ -97,6 +97,8 @@ export class EchoClient {
   private total = 0;
   private nextToken = 1;
   private readonly mem: () => Uint8Array;
+  /** Runs after each completion is checked (fault injection from inside a callback). */
+  onComplete: ((finished: number) => void) | null = null;
 
   constructor(readonly dev: GuestVirtioDevice, private readonly random: () => number) {
     this.mem = () => new Uint8Array(dev.memory.buffer);
@@ -157,8 +159,17 @@ export class EchoClient {
       else this.result.ok++;
     }
     this.spare.push({ inGpa: r.inGpa, outGpa: r.outGpa });
+    this.onComplete?.(this.finished);
     // Re-added from inside the callback: the case that crossed completions.
     if (!this.dev.gone && this.issued < this.total && this.submit()) this.queue.kick();
+  }
+
+  /** Gives the client's buffers back (after everything completed). */
+  release(): void {
+    for (const b of this.spare.splice(0)) {
+      this.dev.free(b.inGpa, 4096);
+      this.dev.free(b.outGpa, 4096);
+    }
   }
 }
 
