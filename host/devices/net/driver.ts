@@ -2,11 +2,9 @@
 // buffers posted, sends frames through a pool of transmit slots, follows link state.
 // Transport-neutral (GuestVirtioDevice).
 //
-// Completions are never acted on inside the used-buffer callback: the callback only
-// records (token, written, error) and a microtask does the work, reposting receive buffers
-// after the transport's reclaim pass is over. So this driver does not depend on the
-// split driver side handing tokens out correctly when a chain is added from inside a
-// completion callback (issue 17, item 1).
+// Completions are handled in a microtask after the used-buffer callback
+// (DeferredCompletions): receive buffers are reposted outside any callback.
+import { DeferredCompletions, type Completion } from "../completions.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, type DriverQueue, type GuestVirtioDevice } from "../types.ts";
 import * as N from "./layout.ts";
 
@@ -16,12 +14,6 @@ export interface NetDriverOptions {
   packed?: boolean;
   /** Ask for VIRTIO_NET_F_CSUM (send partial checksums). Default true. */
   csum?: boolean;
-}
-
-interface Completion {
-  token: number;
-  written: number;
-  error: boolean;
 }
 
 export class NetDriver {
@@ -44,7 +36,7 @@ export class NetDriver {
   private readonly txWaiting: Array<() => void> = [];
   private readonly rxDone: Completion[] = [];
   private readonly txDone: Completion[] = [];
-  private scheduled = false;
+  private readonly deferred = new DeferredCompletions(() => this.process());
   private readonly frameListeners: Array<(frame: Uint8Array) => void> = [];
   private readonly linkListeners: Array<(up: boolean) => void> = [];
   private memView: Uint8Array;
@@ -75,12 +67,8 @@ export class NetDriver {
     this.linkUp = (this.features & N.VIRTIO_NET_F_STATUS) === 0n || (dv.getUint16(N.CFG_STATUS, true) & N.VIRTIO_NET_S_LINK_UP) !== 0;
     if (this.features & N.VIRTIO_NET_F_MTU) this.mtu = dv.getUint16(N.CFG_MTU, true);
     this.dev.onConfigChange(() => void this.readStatus());
-    const record = (list: Completion[]) => (token: number, written: number, error: boolean) => {
-      list.push({ token, written, error });
-      this.schedule();
-    };
-    this.rx = await this.dev.setupQueue(N.RXQ, this.queueSize, record(this.rxDone));
-    this.tx = await this.dev.setupQueue(N.TXQ, this.queueSize, record(this.txDone));
+    this.rx = await this.dev.setupQueue(N.RXQ, this.queueSize, this.deferred.into(this.rxDone));
+    this.tx = await this.dev.setupQueue(N.TXQ, this.queueSize, this.deferred.into(this.txDone));
     await this.dev.driverOk();
     this.rxBase = this.dev.alloc(this.queueSize * N.RX_BUFFER_SIZE);
     this.txBase = this.dev.alloc(this.queueSize * N.RX_BUFFER_SIZE);
@@ -177,15 +165,8 @@ export class NetDriver {
     return this.rx!.add([{ gpa: this.rxBase + i * N.RX_BUFFER_SIZE, len: N.RX_BUFFER_SIZE, writable: true }], i);
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    queueMicrotask(() => this.process());
-  }
-
   /** Outside any completion callback: deliver frames, repost their buffers, free transmit slots. */
   private process(): void {
-    this.scheduled = false;
     for (const c of this.txDone.splice(0)) this.finishTx(c.token, !c.error);
     const done = this.rxDone.splice(0);
     let reposted = false;

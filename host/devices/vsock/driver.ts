@@ -1,15 +1,14 @@
 // virtio-vsock guest driver (for tests, the bench and TypeScript guests): stream sockets
 // with credit-based flow control (5.10.6.3), over a GuestVirtioDevice.
 //
-// Like NetDriver, it never acts inside a used-buffer callback: callbacks record the
-// completion and a microtask handles packets, reposts receive buffers and frees transmit
-// slots, so it does not depend on how the driver queue treats a chain added from inside a
-// completion callback (issue 17, item 1). Packets it sends wait in an outbox for a
+// Completions are handled in a microtask after the used-buffer callback
+// (DeferredCompletions): packets, reposts and freed transmit slots. Packets it sends wait in an outbox for a
 // transmit slot; data waits for the peer's credit before it enters the outbox, so the
 // outbox holds at most the peers' advertised buffers plus control packets.
+import { DeferredCompletions, type Completion } from "../completions.ts";
 import { VIRTIO_F_EVENT_IDX, type DriverQueue, type GuestVirtioDevice } from "../types.ts";
 import * as V from "./layout.ts";
-import { VsockError } from "./stream.ts";
+import { CreditStream, VsockError } from "./credit-stream.ts";
 
 export interface VsockDriverOptions {
   /** Receive buffer each socket advertises (buf_alloc). Default 256 KiB, as Linux. */
@@ -27,12 +26,6 @@ const TX_SLOTS = 64;
 const TX_PAYLOAD = 16 << 10;
 const EVENT_BUFFERS = 4;
 const FIRST_EPHEMERAL = 49152;
-
-interface Completion {
-  token: number;
-  written: number;
-  error: boolean;
-}
 
 interface Packet {
   h: V.VsockHeader;
@@ -57,7 +50,7 @@ export class VsockDriver {
   private readonly rxDone: Completion[] = [];
   private readonly txDone: Completion[] = [];
   private readonly evDone: Completion[] = [];
-  private scheduled = false;
+  private readonly deferred = new DeferredCompletions(() => this.process());
   private goneSeen = false;
   /** Sockets by `localPort:peerCid:peerPort`. */
   private readonly sockets = new Map<string, VsockSocket>();
@@ -84,13 +77,9 @@ export class VsockDriver {
     await this.dev.negotiate(VIRTIO_F_EVENT_IDX);
     const cfg = await this.dev.readConfig(0, V.CONFIG_SIZE);
     this.cid = new DataView(cfg.buffer, cfg.byteOffset, 8).getUint32(0, true);
-    const record = (list: Completion[]) => (token: number, written: number, error: boolean) => {
-      list.push({ token, written, error });
-      this.schedule();
-    };
-    this.rx = await this.dev.setupQueue(V.RXQ, QUEUE_SIZE, record(this.rxDone));
-    this.tx = await this.dev.setupQueue(V.TXQ, QUEUE_SIZE, record(this.txDone));
-    this.ev = await this.dev.setupQueue(V.EVENTQ, 8, record(this.evDone));
+    this.rx = await this.dev.setupQueue(V.RXQ, QUEUE_SIZE, this.deferred.into(this.rxDone));
+    this.tx = await this.dev.setupQueue(V.TXQ, QUEUE_SIZE, this.deferred.into(this.txDone));
+    this.ev = await this.dev.setupQueue(V.EVENTQ, 8, this.deferred.into(this.evDone));
     await this.dev.driverOk();
     const rxSize = V.HDR_SIZE + this.rxPayload;
     this.rxBase = this.dev.alloc(RX_BUFFERS * rxSize);
@@ -198,14 +187,7 @@ export class VsockDriver {
     return this.ev!.add([{ gpa: this.evBase + i * V.EVENT_SIZE, len: V.EVENT_SIZE, writable: true }], i);
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    queueMicrotask(() => this.process());
-  }
-
   private process(): void {
-    this.scheduled = false;
     for (const c of this.txDone.splice(0)) this.freeTx.push(c.token);
     const gone = this.dev.gone;
     let reposted = false;
@@ -316,7 +298,7 @@ export class VsockDriver {
 }
 
 /** A guest stream socket. */
-export class VsockSocket {
+export class VsockSocket extends CreditStream {
   readonly localPort: number;
   readonly peerCid: number;
   readonly peerPort: number;
@@ -328,17 +310,10 @@ export class VsockSocket {
   /** @internal */ onConnect: ((err: VsockError | null) => void) | null = null;
   private readonly drv: VsockDriver;
   private txCnt = 0;
-  private readonly chunks: Uint8Array[] = [];
-  private buffered = 0;
-  private eof = false;
-  private peerNoRead = false;
   private sentShutdown = 0;
-  private error: VsockError | null = null;
-  private readWaiter: (() => void) | null = null;
-  private creditWaiters: Array<() => void> = [];
-  private creditRequested = false;
 
   constructor(drv: VsockDriver, localPort: number, peerCid: number, peerPort: number) {
+    super();
     this.drv = drv;
     this.localPort = localPort;
     this.peerCid = peerCid;
@@ -347,67 +322,6 @@ export class VsockSocket {
 
   get key(): string {
     return `${this.localPort}:${this.peerCid}:${this.peerPort}`;
-  }
-
-  /** Bytes received and not read yet. */
-  get pending(): number {
-    return this.buffered;
-  }
-
-  /** The next bytes received (all buffered), or null at end of stream; rejects after a reset. */
-  async read(): Promise<Uint8Array | null> {
-    while (this.buffered === 0) {
-      if (this.error) throw this.error;
-      if (this.eof || this.state === "closed") return null;
-      await new Promise<void>((r) => (this.readWaiter = r));
-    }
-    const out = this.chunks.length === 1 ? this.chunks[0] : new Uint8Array(Buffer.concat(this.chunks, this.buffered));
-    this.chunks.length = 0;
-    this.fwdCnt = (this.fwdCnt + this.buffered) >>> 0;
-    this.buffered = 0;
-    // A peer out of credit has a whole buffer unacknowledged: it always hears of the room.
-    if (this.state === "connected" && !this.eof && ((this.fwdCnt - this.advertisedFwd) >>> 0) >= Math.min(this.drv.bufAlloc / 4, 64 << 10)) {
-      this.drv.send(this, V.OP_CREDIT_UPDATE, 0, null);
-    }
-    return out;
-  }
-
-  async readExactly(n: number): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    let got = 0;
-    while (got < n) {
-      const b = await this.read();
-      if (!b) break;
-      parts.push(b);
-      got += b.length;
-    }
-    return new Uint8Array(Buffer.concat(parts, got));
-  }
-
-  /** Sends all of `data` within the peer's credit; rejects on reset (ECONNRESET) or after shutdown (EPIPE). */
-  async write(data: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < data.length) {
-      if (this.error) throw this.error;
-      if (this.state !== "connected" || this.sentShutdown & V.SHUTDOWN_SEND) throw new VsockError("EPIPE", "socket is not open for sending");
-      if (this.peerNoRead) throw new VsockError("EPIPE", "peer shut its receive side");
-      const credit = this.peerBufAlloc - ((this.txCnt - this.peerFwdCnt) >>> 0);
-      if (credit <= 0) {
-        if (!this.creditRequested) {
-          this.creditRequested = true;
-          this.drv.send(this, V.OP_CREDIT_REQUEST, 0, null);
-        }
-        await new Promise<void>((r) => this.creditWaiters.push(r));
-        continue;
-      }
-      // One CREDIT_REQUEST per time the credit ran out: asking again on every update that
-      // frees nothing would ping-pong with the peer's answers forever.
-      this.creditRequested = false;
-      const n = Math.min(credit, data.length - off, this.drv.maxPayload);
-      this.txCnt = (this.txCnt + n) >>> 0;
-      this.drv.send(this, V.OP_RW, 0, data.slice(off, off + n));
-      off += n;
-    }
   }
 
   /** No more sending: the peer reads end of stream. */
@@ -436,26 +350,10 @@ export class VsockSocket {
 
   /** @internal false when the peer sent beyond the buffer this side advertised. */
   data(payload: Uint8Array): boolean {
-    if (this.eof || this.buffered + payload.length > this.drv.bufAlloc) return false;
-    this.chunks.push(payload);
-    this.buffered += payload.length;
-    this.wake();
-    return true;
+    return this.receive(payload, this.drv.bufAlloc);
   }
 
-  /** @internal */
-  peerShutdown(flags: number): void {
-    if (flags & V.SHUTDOWN_SEND) this.eof = true;
-    if (flags & V.SHUTDOWN_RCV) this.peerNoRead = true;
-    this.wake();
-  }
-
-  /** @internal */
-  creditChanged(): void {
-    this.wake();
-  }
-
-  /** @internal */
+  /** @internal the connection was reset (RST, transport reset); a connect in progress is refused. */
   reset(e: VsockError): void {
     if (this.state === "connecting") {
       this.state = "closed";
@@ -463,15 +361,36 @@ export class VsockSocket {
       this.onConnect = null;
       return;
     }
-    if (this.state === "closed" && !this.error) return;
-    this.error = e;
-    this.wake();
+    if (this.state === "closed") return; // closed here first: nobody is waiting
+    this.fail(e);
   }
 
-  private wake(): void {
-    const r = this.readWaiter;
-    this.readWaiter = null;
-    r?.();
-    for (const w of this.creditWaiters.splice(0)) w();
+  protected credit(): number {
+    return this.peerBufAlloc - ((this.txCnt - this.peerFwdCnt) >>> 0);
+  }
+
+  protected consumed(n: number): void {
+    this.fwdCnt = (this.fwdCnt + n) >>> 0;
+    // A peer out of credit has a whole buffer unacknowledged: it always hears of the room.
+    if (this.state === "connected" && !this.eof && ((this.fwdCnt - this.advertisedFwd) >>> 0) >= Math.min(this.drv.bufAlloc / 4, 64 << 10)) {
+      this.drv.send(this, V.OP_CREDIT_UPDATE, 0, null);
+    }
+  }
+
+  protected packet(op: number, flags: number, payload: Uint8Array | null): void {
+    if (op === V.OP_RW) this.txCnt = (this.txCnt + (payload?.length ?? 0)) >>> 0;
+    this.drv.send(this, op, flags, payload);
+  }
+
+  protected sendBlocked(): VsockError | null {
+    return this.state !== "connected" || this.sentShutdown & V.SHUTDOWN_SEND ? new VsockError("EPIPE", "socket is not open for sending") : null;
+  }
+
+  protected get closedHere(): boolean {
+    return this.state === "closed";
+  }
+
+  protected get maxChunk(): number {
+    return this.drv.maxPayload;
   }
 }
