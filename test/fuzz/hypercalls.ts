@@ -352,7 +352,44 @@ export function fuzzHypercalls(seed: number, ops: number, checkEvery = 5000): Hy
     self.g.notify(); // wakes a sender waiting for space
   };
 
+  // The hypervisor's tables (struct argo_domain) stay consistent: nothing refers to a
+  // dead domain (its id may be handed out again) and each ring is where every table says.
+  const checkTables = (op: number): void => {
+    const live = new Map(hv.listDomains().map((d) => [d.domid, d]));
+    for (const d of live.values()) {
+      const st = hv.argoOf(d);
+      if (!st) continue;
+      if (st.rings.size > 128) fail(op, `d${d.domid} holds ${st.rings.size} rings`);
+      for (const [key, ring] of st.rings) {
+        if (ring.owner !== d || key !== ring.aport * 0x10000 + ring.partnerId) fail(op, `a ring in d${d.domid}'s table is filed wrongly`);
+        if (ring.pending.length > 32) fail(op, `a ring of d${d.domid} has ${ring.pending.length} waiters`);
+        const seen = new Set<number>();
+        for (const p of ring.pending) {
+          const w = live.get(p.domid);
+          if (!w || seen.has(p.domid)) fail(op, `a ring of d${d.domid} waits on d${p.domid}, dead or twice`);
+          seen.add(p.domid);
+          if (ring.wildcard && !hv.argoOf(w)?.wildcardPending.has(ring)) fail(op, `d${p.domid} waits on a wildcard ring it does not list`);
+        }
+        if (!ring.wildcard) {
+          const partner = live.get(ring.partnerId);
+          if (!partner || !hv.argoOf(partner)?.sendInfo.has(ring)) fail(op, `a ring of d${d.domid} names d${ring.partnerId}, which does not list it`);
+        }
+      }
+      for (const ring of st.sendInfo) {
+        if (ring.partnerId !== d.domid || live.get(ring.owner.domid) !== ring.owner || hv.argoOf(ring.owner)?.rings.get(ring.aport * 0x10000 + ring.partnerId) !== ring) {
+          fail(op, `d${d.domid}'s send list holds a ring that is gone`);
+        }
+      }
+      for (const ring of st.wildcardPending) {
+        if (!ring.wildcard || hv.argoOf(ring.owner)?.rings.get(ring.aport * 0x10000 + ring.partnerId) !== ring || !ring.pending.some((p) => p.domid === d.domid)) {
+          fail(op, `d${d.domid}'s wildcard wait list holds a ring it does not wait on`);
+        }
+      }
+    }
+  };
+
   const check = (op: number): void => {
+    checkTables(op);
     for (const x of [a, b]) {
       for (const [at, bytes] of x.canaries) {
         if (Buffer.compare(Buffer.from(x.d.memory.buffer, at, bytes.length), bytes) !== 0) {
