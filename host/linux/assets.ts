@@ -34,6 +34,8 @@ export class AssetsUnavailable extends Error {}
 export const GUEST_MODULES = [
   "virtio_mmio", "virtio_pci", "virtio_blk", "virtio_console", "virtio-rng", "virtio_net",
   "vmw_vsock_virtio_transport",
+  // A filesystem on a virtio disk (ext2 through ext4), for programs run from the disk.
+  "ext4", "crc32c_generic",
 ];
 
 const META_PACKAGE = "linux-image-686";
@@ -124,7 +126,14 @@ function readManifest(file: string): LinuxAssets | null {
   try {
     const m = JSON.parse(readFileSync(file, "utf8")) as LinuxAssets;
     const dir = dirname(file);
+    const at = (p: string) => (p.startsWith("/") ? p : join(dir, p));
     m.dir = dir;
+    m.bzimage = at(m.bzimage);
+    m.bios = at(m.bios);
+    m.busybox = at(m.busybox);
+    m.modules = Object.fromEntries(Object.entries(m.modules).map(([k, v]) => [k, at(v)]));
+    // An entry made for another module list is not this one.
+    if (!GUEST_MODULES.every((g) => g in m.modules || g.replace(/-/g, "_") in m.modules)) return null;
     for (const f of [m.bzimage, m.bios, m.busybox, ...Object.values(m.modules)]) if (!existsSync(f)) return null;
     return m;
   } catch {
@@ -185,7 +194,8 @@ function fetchWithApt(root: string, aptDir: string, log: (l: string) => void): L
     if (!v || v === "(none)") throw new AssetsUnavailable(`package ${p} (i386) not found in the archive`);
     packages[p] = v;
   }
-  const key = createHash("sha256").update(JSON.stringify(packages)).digest("hex").slice(0, 16);
+  // Keyed by what went in: the package versions and the modules taken from them.
+  const key = createHash("sha256").update(JSON.stringify({ packages, modules: GUEST_MODULES })).digest("hex").slice(0, 16);
   const dir = join(root, "linux", `${image.replace(/^linux-image-/, "")}-${key}`);
   const hit = readManifest(join(dir, MANIFEST));
   if (hit) return hit;
@@ -210,14 +220,22 @@ function fetchWithApt(root: string, aptDir: string, log: (l: string) => void): L
     const busybox = keep(join(tree, "bin/busybox"), "busybox");
     const modules = collectModules(join(tree, "lib/modules", kernelVersion), (name, path) => keep(path, join("modules", `${name}.ko`)));
     const manifest: LinuxAssets = { dir, kernelVersion, packages, bzimage, bios, busybox, modules, sha256: {} };
+    // Stored relative to the entry, so a cache copied elsewhere still works.
+    const relative = (p: string) => p.slice(dir.length + 1);
+    const stored = {
+      ...manifest, dir: ".", bzimage: relative(bzimage), bios: relative(bios), busybox: relative(busybox),
+      modules: Object.fromEntries(Object.entries(modules).map(([k, v]) => [k, relative(v)])),
+    };
     for (const f of readdirSync(stage, { recursive: true }) as string[]) {
       const p = join(stage, f);
       if (statSync(p).isFile()) manifest.sha256[f] = sha256(p);
     }
-    writeFileSync(join(stage, MANIFEST), JSON.stringify(manifest, null, 2));
+    writeFileSync(join(stage, MANIFEST), JSON.stringify(stored, null, 2));
     mkdirSync(dirname(dir), { recursive: true });
     rmSync(dir, { recursive: true, force: true });
     renameSync(stage, dir); // whole entry appears at once: a half-filled cache is never read
+    // Entries for other versions are not needed any more (the archive moved on).
+    for (const other of readdirSync(dirname(dir))) if (join(dirname(dir), other) !== dir) rmSync(join(dirname(dir), other), { recursive: true, force: true });
     log(`cached in ${dir}`);
     return manifest;
   } finally {

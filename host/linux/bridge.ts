@@ -131,6 +131,12 @@ export class VirtioBridge {
     return Number((this.offered >> BigInt(32 * sel)) & 0xffffffffn);
   }
 
+  /** Word `sel` of the features the driver wrote (virtio-pci's driver_feature reads back; added for issue 18). */
+  driverFeatureWord(sel: number): number {
+    if (sel >= 2) return 0;
+    return Number((this.driverFeatures >> BigInt(32 * sel)) & 0xffffffffn);
+  }
+
   setDriverFeatureWord(sel: number, v: number): void {
     // Features are fixed once FEATURES_OK is set (3.1.1); words past 1 do not exist.
     if (sel >= 2 || this.deviceStatus & STATUS_FEATURES_OK) return this.ignore(undefined);

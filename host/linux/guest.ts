@@ -35,7 +35,8 @@ import { BEGIN_MARKER, EXIT_MARKER, initScript, READY_MARKER, RUN_SCRIPT } from 
 import { IrqLines, type IrqChip } from "./irq.ts";
 import { VirtioMmioDevice } from "./virtio-mmio.ts";
 import { RING_FEATURES } from "./bridge.ts";
-import { ArgoLink } from "./link.ts";
+import { ArgoLink, ForeignLink, type DeviceLink } from "./link.ts";
+import { VirtioPciBus, type PciCpu, type PciFunction } from "./virtio-pci.ts"; // virtio-pci (issue 18)
 
 const require = createRequire(import.meta.url);
 
@@ -45,15 +46,30 @@ const MMIO_REGION = 0x20000;
 /** IOAPIC inputs free in v86's machine; devices share them round-robin. */
 export const IRQ_LINES = [5, 10, 11];
 const MIB = 1 << 20;
+/** The kernel's last line on `poweroff -f`. */
+const POWER_DOWN = "reboot: Power down";
 /** Modules loaded by /init, in dependency order (each module's own `depends=` first). */
-const LOAD = ["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console", "virtio-rng"];
+const LOAD = ["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console", "virtio-rng", "crc16", "mbcache", "jbd2", "crc32c_generic", "ext4"];
+/** virtio-pci (issue 18): loaded after LOAD when a device is on the PCI bus, in `depends=` order. */
+const PCI_LOAD = ["virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci"];
 const CMDLINE = "console=ttyS0 loglevel=4 tsc=reliable mitigations=off cryptomgr.notests noisapnp acpiphp.disable=1";
 
 export interface LinuxDeviceSpec {
   type: DeviceTypeName;
   backend: Domain;
   options?: DeviceModelOptions;
+  /** argo (default): no shared memory; foreign: the baseline, the backend maps all of the guest. */
+  transport?: "argo" | "foreign";
+  /**
+   * How the guest finds the device (issue 18). mmio (default): the SSDT's virtio-mmio
+   * window, the enumeration the VirtIO-Argo proposal planned, with the smaller register
+   * surface (no PCI config space for a guest to scribble on) and what issue 13's tests
+   * use; pci: a modern virtio-pci function, for guests that expect PCI.
+   */
+  bus?: "mmio" | "pci";
 }
+
+const busOf = (spec: LinuxDeviceSpec) => spec.bus ?? "mmio";
 
 export interface LinuxGuestOptions {
   name: string;
@@ -68,13 +84,16 @@ export interface LinuxGuestOptions {
   cmdline?: string;
 }
 
-/** One attached device: its Argo pair, the guest's frontend and its virtio-mmio registers. */
+/** One attached device: its Argo pair and the guest's frontend (argo only), its link and virtio-mmio registers. */
 export interface LinuxDevice {
   spec: LinuxDeviceSpec;
-  pair: DevicePair;
-  frontend: ArgoFrontend;
-  mmio: VirtioMmioDevice;
-  /** Register window base and IRQ as the SSDT announced them. */
+  pair: DevicePair | null;
+  frontend: ArgoFrontend | null;
+  link: DeviceLink;
+  /** virtio-mmio registers (bus mmio), or the virtio-pci function (bus pci; absent when the backend reports no device). */
+  mmio?: VirtioMmioDevice;
+  pci?: PciFunction;
+  /** Register window base and IRQ as the SSDT announced them (pci: BAR 0, and -1: INTx is routed live). */
   base: number;
   irq: number;
 }
@@ -88,6 +107,8 @@ export interface LinuxRunResult {
   console: string;
   /** Milliseconds from start() to /init's ready line. */
   bootMs: number;
+  /** The kernel said "reboot: Power down" after the command. */
+  poweredOff: boolean;
 }
 
 /** v86 internals used here (not in v86.d.ts; the version is pinned in package.json). */
@@ -149,7 +170,8 @@ export class LinuxGuest {
     const windows = admitted.map((_, i) => ({ base: MMIO_BASE + i * MMIO_WINDOW, irq: IRQ_LINES[i % IRQ_LINES.length] }));
     const extra = o.run === undefined ? [] : [{ path: "etc/virtio-argo" }, { path: RUN_SCRIPT, data: o.run + "\n" }];
     const initrd = await buildInitramfs({
-      assets, ssdt: buildSsdt(windows), modules: LOAD.filter((m) => m in assets.modules), init: initScript(admitted.length), extra,
+      assets, ssdt: buildSsdt(windows.filter((_, i) => busOf(admitted[i]) === "mmio")),
+      modules: [...LOAD, ...(admitted.some((d) => busOf(d) === "pci") ? PCI_LOAD : [])].filter((m) => m in assets.modules), init: initScript(admitted.length), extra,
     });
     const region = vmmRegion(this.ramBytes);
     const cmdline = `${CMDLINE} memmap=${(region.end - region.start) / MIB}M$0x${region.start.toString(16)} ${o.cmdline ?? ""}`.trim();
@@ -193,25 +215,42 @@ export class LinuxGuest {
     const heap = new GuestHeap(lo + region.end, lo + region.start);
     const argo = new GuestArgo(this.domain, heap);
     const irq = new IrqLines(cpu);
+    const pciBus = new VirtioPciBus(cpu as unknown as PciCpu, irq); // virtio-pci (issue 18)
     specs.forEach((spec, i) => {
-      let pair: DevicePair;
+      let link: DeviceLink;
+      let pair: DevicePair | null = null;
+      let frontend: ArgoFrontend | null = null;
       try {
-        pair = this.toolstack.addDevice({ type: spec.type, frontend: this.domain, backend: spec.backend, options: spec.options });
+        if ((spec.transport ?? "argo") === "foreign") {
+          // The baseline: the model runs against Linux's memory itself, same policy check.
+          const { model, deny } = this.toolstack.admitModel({ type: spec.type, frontend: this.domain, backend: spec.backend, options: spec.options });
+          link = new ForeignLink(model, memory, this.ramBytes, deny);
+        } else {
+          pair = this.toolstack.addDevice({ type: spec.type, frontend: this.domain, backend: spec.backend, options: spec.options });
+          frontend = new ArgoFrontend({ argo, heap, entry: pair.entry, queues: new QueueFactory(memory, heap), ringFeatures: RING_FEATURES });
+          const rc = frontend.start();
+          if (rc < 0) throw new Error(`${spec.type} frontend could not register its ring: ${rc}`);
+          link = new ArgoLink(frontend);
+        }
       } catch (e) {
         // Refused after the SSDT was written (a rule the model breaks): the window stays empty (DeviceID 0).
         if (e instanceof PairDenied) { this.denied.push({ spec, reason: e.message }); return; }
         throw e;
       }
-      const frontend = new ArgoFrontend({ argo, heap, entry: pair.entry, queues: new QueueFactory(memory, heap), ringFeatures: RING_FEATURES });
-      const rc = frontend.start();
-      if (rc < 0) throw new Error(`${spec.type} frontend could not register its ring: ${rc}`);
+      // virtio-pci (issue 18): a function on v86's PCI bus instead of an SSDT window.
+      if (busOf(spec) === "pci") {
+        const fn = pciBus.add({ link, memory, ramBase: lo, ramBytes: this.ramBytes, heap, irqId: i, name: `virtio-argo ${spec.type}` });
+        this.devices.push({ spec, pair, frontend, link, pci: fn ?? undefined, base: fn?.device.bar ?? 0, irq: -1 });
+        return;
+      }
       const { base, irq: line } = windows[i];
       const mmio = new VirtioMmioDevice({
-        link: new ArgoLink(frontend), memory, ramBase: lo, ramBytes: this.ramBytes, heap,
+        link, memory, ramBase: lo, ramBytes: this.ramBytes, heap,
         assertIrq: () => irq.assert(line, i), deassertIrq: () => irq.deassert(line, i),
       });
-      this.devices.push({ spec, pair, frontend, mmio, base, irq: line });
+      this.devices.push({ spec, pair, frontend, link, mmio, base, irq: line });
     });
+    pciBus.map(); // virtio-pci (issue 18)
     const byWindow = new Map(this.devices.map((d) => [(d.base - MMIO_BASE) / MMIO_WINDOW, d.mmio]));
     // One v86 MMIO region for every window; an access outside a device's window reads 0.
     const at = (addr: number): [VirtioMmioDevice | undefined, number] => {
@@ -268,12 +307,14 @@ export class LinuxGuest {
   async result(timeoutMs = 120_000): Promise<LinuxRunResult> {
     if (this.options.run === undefined) throw new Error("result(): this guest runs an interactive shell, not a command");
     const exit = await this.waitForLine((l) => l.startsWith(EXIT_MARKER), timeoutMs);
+    // /init powers off right after; the kernel's last line says it did.
+    const poweredOff = await this.waitForLine((l) => l.includes(POWER_DOWN), 30_000).then(() => true, () => false);
     const status = Number(exit.slice(EXIT_MARKER.length).replace(/@@$/, "").trim());
     const text = this.console.replace(/\r/g, "");
     const begin = text.indexOf(BEGIN_MARKER + "\n");
     const end = text.lastIndexOf(EXIT_MARKER);
     const output = begin >= 0 && end > begin ? text.slice(begin + BEGIN_MARKER.length + 1, end) : "";
-    return { status, output, console: this.console, bootMs: this.bootMs };
+    return { status, output, console: this.console, bootMs: this.bootMs, poweredOff };
   }
 
   /** Milliseconds from start to /init's ready line (0 until then). */
@@ -286,7 +327,12 @@ export class LinuxGuest {
     const e = this.emulator;
     this.emulator = null;
     if (!e) return;
-    for (const d of this.devices) d.frontend.stop();
+    for (const d of this.devices) {
+      d.frontend?.stop();
+      // The backend stops serving (its ring goes); the guest is past hearing of it.
+      if (d.pair && !d.pair.backend.destroyed) this.toolstack.unplug(d.pair);
+      if (d.link instanceof ForeignLink) d.link.remove();
+    }
     await e.destroy();
     if (this.domain && !this.domain.destroyed) this.hv.destroyDomain(this.domain.domid);
   }

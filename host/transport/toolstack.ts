@@ -114,6 +114,15 @@ export class Toolstack {
     return { rule, model };
   }
 
+  /**
+   * For a transport built outside the toolstack (a Linux guest's `foreign` baseline): the
+   * device model with the pair's rules applied and its audit sink, after the same policy
+   * check every transport gets. Throws PairDenied.
+   */
+  admitModel(spec: DevicePairSpec): { model: VirtioDeviceModel; deny: (perm: string, detail: string) => void } {
+    return { model: this.admit(spec).model, deny: this.denier(spec) };
+  }
+
   /** Audit-logs a device-level denial (read-only disk, refused grant) for the pair. */
   private denier(spec: DevicePairSpec): (perm: string, detail: string) => void {
     return (perm, detail) => {
