@@ -14,12 +14,7 @@
 //     the positions written one by one.
 import { vringEngine, VRING_ERRORS, type VringEngine } from "../../host/transport/split-sides.ts";
 import { FuzzFailure, Prng } from "./prng.ts";
-
-const NEXT = 1;
-const WRITE = 2;
-const INDIRECT = 4;
-const AVAIL = 1 << 7;
-const USED = 1 << 15;
+import { AVAIL, INDIRECT, NEXT, USED, WRITE } from "../vring/flags.ts";
 const FEATURE_EVENT_IDX = 1;
 const FEATURE_INDIRECT = 2;
 const ERR_INCOMPLETE_CHAIN = -12;

@@ -8,13 +8,7 @@ import { GuestHeap } from "../../host/guest/heap.ts";
 import { packedQueue } from "../../host/transport/packed-sides.ts";
 import { splitQueue } from "../../host/transport/split-sides.ts";
 import { ChainBuffers } from "../../host/transport/queue-sides.ts";
-
-const NEXT = 1;
-const WRITE = 2;
-const INDIRECT = 4;
-const AVAIL = 1 << 7;
-const USED = 1 << 15;
-const EVENT_DESC = 2;
+import { AVAIL, EVENT_DESC, INDIRECT, NEXT, USED, WRITE } from "./flags.ts";
 
 function mem() {
   const memory = new WebAssembly.Memory({ initial: 4, maximum: 4 });
