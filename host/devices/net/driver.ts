@@ -80,6 +80,16 @@ export class NetDriver {
     this.rx.kick();
   }
 
+  /** Resets the device (frames in flight fail) and gives the driver's buffers back to the guest's heap. */
+  async close(): Promise<void> {
+    if (!this.rx) return;
+    this.rx = this.tx = null;
+    if (!this.dev.gone) await this.dev.reset().catch(() => {});
+    this.dev.free(this.rxBase, this.queueSize * N.RX_BUFFER_SIZE);
+    this.dev.free(this.txBase, this.queueSize * N.RX_BUFFER_SIZE);
+    for (const w of this.txWaiting.splice(0)) w();
+  }
+
   /** Called with a copy of every frame received (without the virtio-net header). */
   onFrame(cb: (frame: Uint8Array) => void): void {
     this.frameListeners.push(cb);
@@ -147,7 +157,7 @@ export class NetDriver {
     if (!this.tx || this.dev.gone) return Promise.resolve(-1);
     const s = this.freeTx.pop();
     if (s !== undefined) return Promise.resolve(s);
-    return new Promise((resolve) => this.txWaiting.push(() => resolve(this.dev.gone ? -1 : this.freeTx.pop() ?? -1)));
+    return new Promise((resolve) => this.txWaiting.push(() => resolve(this.dev.gone || !this.tx ? -1 : this.freeTx.pop() ?? -1)));
   }
 
   private finishTx(slot: number, ok: boolean): void {
@@ -167,6 +177,7 @@ export class NetDriver {
 
   /** Outside any completion callback: deliver frames, repost their buffers, free transmit slots. */
   private process(): void {
+    if (!this.rx) return; // closed: the buffers are the heap's again
     for (const c of this.txDone.splice(0)) this.finishTx(c.token, !c.error);
     const done = this.rxDone.splice(0);
     let reposted = false;

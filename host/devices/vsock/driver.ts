@@ -92,6 +92,18 @@ export class VsockDriver {
     this.ev.kick();
   }
 
+  /** Resets the device (every socket fails with ECONNRESET) and gives the driver's buffers back to the guest's heap. */
+  async close(): Promise<void> {
+    if (!this.rx) return;
+    this.rx = this.tx = this.ev = null;
+    this.outbox.length = 0;
+    if (!this.dev.gone) await this.dev.reset().catch(() => {});
+    this.transportReset();
+    this.dev.free(this.rxBase, RX_BUFFERS * (V.HDR_SIZE + this.rxPayload));
+    this.dev.free(this.txBase, TX_SLOTS * (V.HDR_SIZE + TX_PAYLOAD));
+    this.dev.free(this.evBase, EVENT_BUFFERS * V.EVENT_SIZE);
+  }
+
   /** Connects to (cid, port); rejects with VsockError ECONNREFUSED (RST) or ETIMEDOUT. */
   connect(cid: number, port: number): Promise<VsockSocket> {
     if (this.dev.gone) return Promise.reject(new VsockError("ECONNRESET", "device is gone"));
@@ -188,6 +200,7 @@ export class VsockDriver {
   }
 
   private process(): void {
+    if (!this.rx) return; // closed: the buffers are the heap's again
     for (const c of this.txDone.splice(0)) this.freeTx.push(c.token);
     const gone = this.dev.gone;
     let reposted = false;

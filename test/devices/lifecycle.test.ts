@@ -1,0 +1,81 @@
+// net and vsock ports follow their pairs: detach and re-attach through the Vmm leave the
+// switch and hub as they were; a domain destroyed (by the Vmm or the hypervisor) resets
+// its vsock connections, and its peers see errors, not hangs.
+import { describe, expect, it } from "vitest";
+import { NetDriver, VsockDriver, type VsockStream } from "../../host/devices/index.ts";
+import * as N from "../../host/devices/net/layout.ts";
+import { VMADDR_CID_HOST } from "../../host/devices/vsock/layout.ts";
+import { Vmm } from "../../host/vmm/vmm.ts";
+import { Policy } from "../../host/mac/index.ts";
+import { MAC1, MAC2, POLICY, TRANSPORTS, boot, drive } from "./helpers.ts";
+import { settle } from "../transport/helpers.ts";
+
+describe.each(TRANSPORTS)("net and vsock life cycle over %s", (transport) => {
+  it("50 attach/detach cycles through the Vmm: the switch and hub end with the ports they started with, the MAC and CID are reused", async () => {
+    const vmm = new Vmm({ policy: Policy.parse(POLICY, "netvsock.yaml") });
+    const be = vmm.createDomain({ name: "be", label: "backend_t", memoryBytes: 64 << 20 });
+    const g1 = vmm.createDomain({ name: "g1", label: "guest_t", memoryBytes: 64 << 20 });
+    const g2 = vmm.createDomain({ name: "g2", label: "guest2_t", memoryBytes: 32 << 20 });
+    const peer = await drive(vmm.attach({ type: "net", frontend: g2, backend: be, transport }));
+    const pd = new NetDriver(peer.device, { queueSize: 16 });
+    await drive(pd.init());
+    const got: Uint8Array[] = [];
+    pd.onFrame((f) => got.push(f));
+    const sw = vmm.toolstack.fabric.netSwitch(be);
+    const hub = vmm.vsock(be);
+    expect(sw.portCount).toBe(1);
+    for (let i = 0; i < 50; i++) {
+      const net = await drive(vmm.attach({ type: "net", frontend: g1, backend: be, transport }));
+      const vs = await drive(vmm.attach({ type: "vsock", frontend: g1, backend: be, transport }));
+      const d = new NetDriver(net.device, { queueSize: 16 });
+      await drive(d.init());
+      expect(d.mac).toBe(MAC1);
+      const f = new Uint8Array(60);
+      N.writeMac(f, 0, N.macToNumber(MAC2));
+      N.writeMac(f, 6, N.macToNumber(MAC1));
+      await drive(d.send(f));
+      await settle(() => got.length === i + 1);
+      const v = new VsockDriver(vs.device);
+      await drive(v.init());
+      expect(v.cid).toBe(g1.domid + 2);
+      await drive(d.close());
+      await drive(v.close());
+      vmm.detach(net);
+      vmm.detach(vs);
+      expect(sw.portCount).toBe(1);
+    }
+    expect(got).toHaveLength(50);
+    expect(hub.connectionCount).toBe(0);
+    vmm.shutdown();
+  }, 60_000);
+
+  for (const how of ["vmm.destroyDomain", "hv.destroyDomain"] as const) {
+    it(`a guest destroyed by ${how}: the VMM's stream and the other guest's socket read ECONNRESET`, async () => {
+      const w = boot(transport, [[1, "vsock"], [2, "vsock"]]);
+      const d1 = new VsockDriver(w.dev(1, "vsock"));
+      const d2 = new VsockDriver(w.dev(2, "vsock"));
+      await drive(d1.init());
+      await drive(d2.init());
+      const hub = w.ts.fabric.vsockHub(w.be);
+      let host: VsockStream | null = null;
+      hub.listen(1024, (s) => (host = s));
+      await drive(d1.connect(VMADDR_CID_HOST, 1024));
+      await settle(() => host !== null);
+      d1.listen(5000, () => {});
+      const s2 = await drive(d2.connect(d1.cid, 5000));
+      const outcome = (p: Promise<unknown>) => p.then(() => "resolved", (e: unknown) => e);
+      const reads = [host!.read(), s2.read()].map(outcome);
+      // The Vmm's destroyDomain detaches first; the hypervisor's alone must give the same result.
+      if (how === "hv.destroyDomain") w.hv.destroyDomain(w.guests[0].domid);
+      else {
+        for (const m of [w.model(1, "vsock")]) w.ts.fabric.release(m);
+        w.hv.destroyDomain(w.guests[0].domid);
+      }
+      const [hostErr, peerErr] = await drive(Promise.all(reads));
+      expect(hostErr).toMatchObject({ code: "ECONNRESET" });
+      expect(peerErr).toMatchObject({ code: "ECONNRESET" });
+      expect(hub.connectionCount).toBe(0);
+      await expect(drive(hub.connect(d1.cid, 5000))).rejects.toMatchObject({ code: "EHOSTUNREACH" });
+    });
+  }
+});
