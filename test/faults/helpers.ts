@@ -8,22 +8,22 @@ import { EchoModel } from "../transport/echo-model.ts";
 export { TRANSPORT_NAMES, EchoModel };
 export type { TransportName };
 
-export const FAULT_POLICY = `
-domains: [guest_t, backend_t]
-pairs:
-  - frontend: guest_t
-    backend: backend_t
-    device: console
-    allow: [enable, send, register_single_source, register_any_source]
-  - frontend: guest_t
-    backend: backend_t
-    device: blk
-    allow: [enable, send, register_single_source, register_any_source]
-  - frontend: guest_t
-    backend: backend_t
-    device: rng
-    allow: [enable, send, register_single_source, register_any_source]
-`;
+/** One guest_t -> backend_t pair of a test policy: its device, and optional limits / rules (YAML flow maps). */
+export interface TestPair {
+  device: "blk" | "console" | "rng";
+  limits?: string;
+  rules?: string;
+}
+
+/** A policy text with one guest_t -> backend_t pair per entry (hotplug allowed: register_any_source). */
+export function policyText(...pairs: TestPair[]): string {
+  const lines = pairs.map((p) =>
+    `  - { frontend: guest_t, backend: backend_t, device: ${p.device}, allow: [enable, send, register_single_source, register_any_source]` +
+    `${p.limits ? `, limits: ${p.limits}` : ""}${p.rules ? `, rules: ${p.rules}` : ""} }`);
+  return `domains: [guest_t, backend_t]\npairs:\n${lines.join("\n")}\n`;
+}
+
+export const FAULT_POLICY = policyText({ device: "console" }, { device: "blk" }, { device: "rng" });
 
 export function policy(text = FAULT_POLICY): Policy {
   return Policy.parse(text, "faults.yaml");

@@ -7,22 +7,10 @@
 import { describe, expect, it } from "vitest";
 import { Policy, type Vmm } from "../../host/index.ts";
 import type { Domain } from "../../host/hypervisor/domain.ts";
-import { EchoClient, FAULT_POLICY, TRANSPORT_NAMES, attachEcho, rig, rng, seedFor, until, withSeed, type TransportName } from "./helpers.ts";
+import { EchoClient, FAULT_POLICY, TRANSPORT_NAMES, attachEcho, policyText, rig, rng, seedFor, until, withSeed, type TransportName } from "./helpers.ts";
 
-const WITHOUT_CONSOLE = `
-domains: [guest_t, backend_t]
-pairs:
-  - { frontend: guest_t, backend: backend_t, device: rng, allow: [enable, send, register_single_source] }
-`;
-const RATE_LIMITED = `
-domains: [guest_t, backend_t]
-pairs:
-  - frontend: guest_t
-    backend: backend_t
-    device: console
-    allow: [enable, send, register_single_source, register_any_source]
-    limits: { rate: { messages_per_second: 400, burst: 4 } }
-`;
+const WITHOUT_CONSOLE = policyText({ device: "rng" });
+const RATE_LIMITED = policyText({ device: "console", limits: "{ rate: { messages_per_second: 400, burst: 4 } }" });
 
 type World = { v: Vmm; guest: Domain; backend: Domain };
 interface Fault {

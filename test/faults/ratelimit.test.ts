@@ -6,22 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { ConsoleDriver, RngDriver } from "../../host/devices/index.ts";
 import type { ArgoFrontend } from "../../host/transport/frontend.ts";
-import { policy, rig, until } from "./helpers.ts";
+import { policy, policyText, rig, until } from "./helpers.ts";
 
-const LIMITED = `
-domains: [guest_t, backend_t]
-pairs:
-  - frontend: guest_t
-    backend: backend_t
-    device: console
-    allow: [enable, send, register_single_source]
-    limits: { rate: { messages_per_second: 40, burst: 2 } }
-  - frontend: guest_t
-    backend: backend_t
-    device: rng
-    allow: [enable, send, register_single_source]
-    limits: { rate: { messages_per_second: 40, burst: 2 } }
-`;
+const RATE = "{ rate: { messages_per_second: 40, burst: 2 } }";
+const LIMITED = policyText({ device: "console", limits: RATE }, { device: "rng", limits: RATE });
 
 describe("a rate-limited pair (40 msg/s, burst 2)", () => {
   it("console: driver setup survives -EAGAIN on control calls, output and input get through", async () => {

@@ -8,24 +8,11 @@ import {
   type VmmEvent, type AttachedDevice,
 } from "../../host/index.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
+import { policyText } from "../faults/helpers.ts";
 
-const BOTH = `
-domains: [guest_t, backend_t]
-pairs:
-  - { frontend: guest_t, backend: backend_t, device: blk, allow: [enable, send, register_single_source] }
-  - { frontend: guest_t, backend: backend_t, device: console, allow: [enable, send, register_single_source] }
-`;
-const CONSOLE_ONLY = `
-domains: [guest_t, backend_t]
-pairs:
-  - { frontend: guest_t, backend: backend_t, device: console, allow: [enable, send, register_single_source] }
-`;
-const BLK_READ_ONLY = `
-domains: [guest_t, backend_t]
-pairs:
-  - { frontend: guest_t, backend: backend_t, device: blk, allow: [enable, send, register_single_source], rules: { read_only: true } }
-  - { frontend: guest_t, backend: backend_t, device: console, allow: [enable, send, register_single_source] }
-`;
+const BOTH = policyText({ device: "blk" }, { device: "console" });
+const CONSOLE_ONLY = policyText({ device: "console" });
+const BLK_READ_ONLY = policyText({ device: "blk", rules: "{ read_only: true }" }, { device: "console" });
 
 function boot() {
   const v = new Vmm({ policy: Policy.parse(BOTH, "both.yaml") });
