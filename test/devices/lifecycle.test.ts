@@ -3,6 +3,7 @@
 // its vsock connections, and its peers see errors, not hangs.
 import { describe, expect, it } from "vitest";
 import { NetDriver, VsockDriver, type VsockStream } from "../../host/devices/index.ts";
+import { VIRTIO_F_RING_PACKED } from "../../host/devices/types.ts";
 import * as N from "../../host/devices/net/layout.ts";
 import { VMADDR_CID_HOST } from "../../host/devices/vsock/layout.ts";
 import { Vmm } from "../../host/vmm/vmm.ts";
@@ -49,8 +50,8 @@ describe.each(TRANSPORTS)("net and vsock life cycle over %s", (transport) => {
     vmm.shutdown();
   }, 60_000);
 
-  for (const how of ["vmm.destroyDomain", "hv.destroyDomain"] as const) {
-    it(`a guest destroyed by ${how}: the VMM's stream and the other guest's socket read ECONNRESET`, async () => {
+  for (const how of ["detached, then destroyed (as vmm.destroyDomain does)", "hv.destroyDomain alone"] as const) {
+    it(`a guest ${how}: the VMM's stream and the other guest's socket read ECONNRESET`, async () => {
       const w = boot(transport, [[1, "vsock"], [2, "vsock"]]);
       const d1 = new VsockDriver(w.dev(1, "vsock"));
       const d2 = new VsockDriver(w.dev(2, "vsock"));
@@ -66,7 +67,7 @@ describe.each(TRANSPORTS)("net and vsock life cycle over %s", (transport) => {
       const outcome = (p: Promise<unknown>) => p.then(() => "resolved", (e: unknown) => e);
       const reads = [host!.read(), s2.read()].map(outcome);
       // The Vmm's destroyDomain detaches first; the hypervisor's alone must give the same result.
-      if (how === "hv.destroyDomain") w.hv.destroyDomain(w.guests[0].domid);
+      if (how === "hv.destroyDomain alone") w.hv.destroyDomain(w.guests[0].domid);
       else {
         for (const m of [w.model(1, "vsock")]) w.ts.fabric.release(m);
         w.hv.destroyDomain(w.guests[0].domid);
@@ -78,4 +79,37 @@ describe.each(TRANSPORTS)("net and vsock life cycle over %s", (transport) => {
       await expect(drive(hub.connect(d1.cid, 5000))).rejects.toMatchObject({ code: "EHOSTUNREACH" });
     });
   }
+});
+
+describe.each(["argo", "foreign", "bounce"] as const)("packed virtqueues over %s (VIRTIO_F_RING_PACKED)", (transport) => {
+  it("net frames guest to guest and a vsock stream to the VMM on packed rings", async () => {
+    const w = boot(transport, [[1, "net"], [2, "net"], [1, "vsock"]]);
+    const a = new NetDriver(w.dev(1, "net"), { packed: true, queueSize: 32 });
+    const b = new NetDriver(w.dev(2, "net"), { packed: true, queueSize: 32 });
+    await drive(a.init());
+    await drive(b.init());
+    expect(a.features & VIRTIO_F_RING_PACKED).toBe(VIRTIO_F_RING_PACKED);
+    const got: Uint8Array[] = [];
+    b.onFrame((f) => got.push(f));
+    const frames = Array.from({ length: 100 }, (_, i) => {
+      const f = new Uint8Array(60 + i * 10).fill(i);
+      N.writeMac(f, 0, N.macToNumber(MAC2));
+      N.writeMac(f, 6, N.macToNumber(MAC1));
+      return f;
+    });
+    for (const f of frames) await drive(a.send(f));
+    await settle(() => got.length === frames.length);
+    expect(got).toEqual(frames);
+    const v = new VsockDriver(w.dev(1, "vsock"), { packed: true });
+    await drive(v.init());
+    expect(v.features & VIRTIO_F_RING_PACKED).toBe(VIRTIO_F_RING_PACKED);
+    let host: VsockStream | null = null;
+    w.ts.fabric.vsockHub(w.be).listen(1024, (s) => (host = s));
+    const s = await drive(v.connect(VMADDR_CID_HOST, 1024));
+    const data = Uint8Array.from({ length: 200_000 }, (_, i) => i & 0xff);
+    const writing = s.write(data);
+    await settle(() => host !== null);
+    expect(await drive(host!.readExactly(data.length))).toEqual(data);
+    await drive(writing);
+  });
 });

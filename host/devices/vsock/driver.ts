@@ -6,7 +6,7 @@
 // transmit slot; data waits for the peer's credit before it enters the outbox, so the
 // outbox holds at most the peers' advertised buffers plus control packets.
 import { DeferredCompletions, type Completion } from "../completions.ts";
-import { VIRTIO_F_EVENT_IDX, type DriverQueue, type GuestVirtioDevice } from "../types.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED, type DriverQueue, type GuestVirtioDevice } from "../types.ts";
 import * as V from "./layout.ts";
 import { CreditStream, VsockError } from "./credit-stream.ts";
 
@@ -17,6 +17,8 @@ export interface VsockDriverOptions {
   rxPayload?: number;
   /** Connect timeout. Default 2 s, as Linux. */
   connectTimeoutMs?: number;
+  /** Ask for packed virtqueues (VIRTIO_F_RING_PACKED) when the transport offers them. */
+  packed?: boolean;
 }
 
 const QUEUE_SIZE = 128;
@@ -35,10 +37,12 @@ interface Packet {
 export class VsockDriver {
   readonly dev: GuestVirtioDevice;
   cid = 0;
+  features = 0n;
   readonly stats = { rxPackets: 0, txPackets: 0, rxMalformed: 0, resets: 0 };
   readonly bufAlloc: number;
   private readonly rxPayload: number;
   private readonly connectTimeoutMs: number;
+  private readonly packed: boolean;
   private rx: DriverQueue | null = null;
   private tx: DriverQueue | null = null;
   private ev: DriverQueue | null = null;
@@ -65,6 +69,7 @@ export class VsockDriver {
     this.bufAlloc = opts.bufAlloc ?? 256 << 10;
     this.rxPayload = opts.rxPayload ?? 16 << 10;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
+    this.packed = opts.packed ?? false;
     this.memView = new Uint8Array(dev.memory.buffer);
   }
 
@@ -74,7 +79,7 @@ export class VsockDriver {
   }
 
   async init(): Promise<void> {
-    await this.dev.negotiate(VIRTIO_F_EVENT_IDX);
+    this.features = await this.dev.negotiate(VIRTIO_F_EVENT_IDX | (this.packed ? VIRTIO_F_RING_PACKED : 0n));
     const cfg = await this.dev.readConfig(0, V.CONFIG_SIZE);
     this.cid = new DataView(cfg.buffer, cfg.byteOffset, 8).getUint32(0, true);
     this.rx = await this.dev.setupQueue(V.RXQ, QUEUE_SIZE, this.deferred.into(this.rxDone));
