@@ -7,6 +7,7 @@ import * as N from "../../host/devices/net/layout.ts";
 import { MAX_LEARNED_PER_PORT } from "../../host/devices/net/switch.ts";
 import { MAC1, MAC2, MAC2B, POLICY, RawDriver, TRANSPORTS, boot, drive, policyWithout, quiet } from "./helpers.ts";
 import { settle } from "../transport/helpers.ts";
+import { Policy } from "../../host/mac/index.ts";
 
 const BROADCAST = "ff:ff:ff:ff:ff:ff";
 
@@ -248,6 +249,23 @@ describe.each(TRANSPORTS)("net over %s", (transport) => {
     await quiet();
     expect(got).toHaveLength(3);
     expect(w.model<NetModel>(1, "net").stats.rateLimited).toBe(3);
+  });
+
+  it("a reload that changes allowed_macs applies to the next frame", async () => {
+    const w = await netWorld(transport, [1, 2]);
+    await drive(w.drivers[1].send(frame(MAC2, MAC1, 60)));
+    await settle(() => w.got[2].length === 1);
+    const moved = POLICY.replace(`allowed_macs: ["${MAC1}"]`, `allowed_macs: ["52:54:00:00:00:11"]`);
+    expect(moved).not.toBe(POLICY);
+    w.hv.loadPolicy(Policy.parse(moved, "moved.yaml"));
+    await drive(w.drivers[1].send(frame(MAC2, MAC1, 60))); // its device address, no longer allowed
+    await drive(w.drivers[1].send(frame(MAC2, "52:54:00:00:00:11", 60)));
+    await settle(() => w.got[2].length === 2);
+    await quiet();
+    expect(w.got[2]).toHaveLength(2);
+    expect(N.numberToMac(N.readMac(w.got[2][1], 6))).toBe("52:54:00:00:00:11");
+    expect(w.port(1).stats.spoofed).toBe(1);
+    expect(w.hv.audit.entries().filter((e) => e.perm === "net_src_mac")).toHaveLength(1);
   });
 
   it("a reload that removes guest2's net pair takes its link down for good; frames to it are not delivered", async () => {

@@ -217,6 +217,24 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     await expect(drive(host.readExactly(1 << 20))).rejects.toMatchObject({ code: "ECONNRESET" });
   });
 
+  it("a reload that narrows allowed_ports resets connections to ports no longer allowed, and only those", async () => {
+    const w = await vsockWorld(transport);
+    const streams: VsockStream[] = [];
+    w.hub.listen(1024, (s) => streams.push(s));
+    w.hub.listen(5000, (s) => streams.push(s));
+    const to1024 = await drive(w.d1.connect(V.VMADDR_CID_HOST, 1024));
+    const to5000 = await drive(w.d1.connect(V.VMADDR_CID_HOST, 5000));
+    await settle(() => streams.length === 2);
+    const outcome = (p: Promise<unknown>) => p.then((v) => v, (e: unknown) => e);
+    const cut = outcome(to1024.read());
+    const kept = outcome(to5000.read());
+    w.hv.loadPolicy(Policy.parse(POLICY.replace("allowed_ports: [1024, 5000]", "allowed_ports: [5000]"), "narrow.yaml"));
+    expect(await drive(cut)).toMatchObject({ code: "ECONNRESET" });
+    await drive(streams[1].write(new TextEncoder().encode("still here")));
+    expect(new TextDecoder().decode((await drive(kept)) as Uint8Array)).toBe("still here");
+    await expect(drive(w.d1.connect(V.VMADDR_CID_HOST, 1024))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+  });
+
   it("a reload that removes guest_t's vsock pair resets its connections: host and guest peers see errors, not hangs", async () => {
     const w = await vsockWorld(transport);
     const fromHost = accepted<VsockStream>((cb) => w.hub.listen(1024, cb));
