@@ -3,11 +3,16 @@
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 
-/** The example policy that the demo and the README use. */
-export function defaultPolicyPath(): string {
-  for (const rel of ["../../policies/default.yaml", "../policies/default.yaml"]) {
+/** A policy file shipped in policies/. */
+export function policyPath(name: string): string {
+  for (const rel of [`../../policies/${name}`, `../policies/${name}`]) {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return p;
   }
-  throw new Error("policies/default.yaml not found next to the package");
+  throw new Error(`policies/${name} not found next to the package`);
+}
+
+/** The example policy that the demo and the README use. */
+export function defaultPolicyPath(): string {
+  return policyPath("default.yaml");
 }
