@@ -9,11 +9,14 @@ import { runPolicyBench, policyTable } from "./policy.ts";
 import { runShareBench, shareTable } from "./share.ts";
 import { runVirtqueueBench, virtqueueTable } from "./virtqueue.ts";
 import { runNetBench, netTable } from "./net.ts";
+import { runLinuxBench, linuxSection, linuxTable } from "./linux.ts";
 import { htmlReport } from "./report.ts";
 import { progress } from "./progress.ts";
 
 export interface BenchOptions {
   quick: boolean;
+  /** Boot the Linux guest for its dd (default true; skipped with a line when its assets cannot be had). */
+  linux?: boolean;
   json?: string;
   out?: string;
 }
@@ -52,6 +55,15 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   results.net = net;
   sections.push("## net and vsock: guest to guest through the backend's switch, guest to VMM\n\n" + netTable(net));
 
+  if (opts.linux !== false) {
+    const lx = await runLinuxBench({ quick: opts.quick, log });
+    if (lx) {
+      results.linux = linuxSection(lx);
+      results.linuxRaw = lx;
+      sections.push("## Linux guest: its own dd over argo and foreign\n\n" + linuxTable(lx));
+    }
+  }
+
   log("virtqueue cycles inside Wasm (split and packed) ...");
   const vq = await runVirtqueueBench({ quick: opts.quick });
   results.virtqueue = vq;
@@ -88,5 +100,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const i = args.indexOf(flag);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  runBench({ quick: args.includes("--quick"), json: val("--json"), out: val("--out") }).then((c) => process.exit(c));
+  runBench({ quick: args.includes("--quick"), linux: !args.includes("--no-linux"), json: val("--json"), out: val("--out") }).then((c) => process.exit(c));
 }

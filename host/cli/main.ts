@@ -27,9 +27,10 @@ export async function main(argv: string[]): Promise<number> {
     .option("--quick", "short run (under a minute)")
     .option("--json <file>", "write results as JSON")
     .option("--out <dir>", "write the Markdown and HTML report into this directory")
-    .action(async (opts: { quick?: boolean; json?: string; out?: string }) => {
+    .option("--no-linux", "leave out the Linux guest's dd (it boots a kernel in v86)")
+    .action(async (opts: { quick?: boolean; json?: string; out?: string; linux?: boolean }) => {
       const { runBench } = await import("../../bench/main.ts");
-      code = await runBench({ quick: !!opts.quick, json: opts.json, out: opts.out });
+      code = await runBench({ quick: !!opts.quick, linux: opts.linux, json: opts.json, out: opts.out });
     });
 
   program
