@@ -31,3 +31,8 @@ export { GrantDevice, type GrantConfig } from "./transport/share/grant.ts";
 export { BounceDevice, SwiotlbPool, type BounceConfig } from "./transport/share/bounce.ts";
 export { GrantTables, type GrantMapping } from "./hypervisor/grant.ts";
 export * from "./devices/index.ts";
+export { LinuxGuest, vmmRegion, type LinuxGuestOptions, type LinuxDeviceSpec, type LinuxDevice, type LinuxRunResult } from "./linux/guest.ts";
+export { linuxAssets, cacheRoot, AssetsUnavailable, GUEST_MODULES, type LinuxAssets, type FetchOptions } from "./linux/assets.ts";
+export { VirtioMmioDevice, MMIO_MAGIC } from "./linux/virtio-mmio.ts";
+export { VirtioBridge, type BridgeConfig, type QueueRegs } from "./linux/bridge.ts";
+export { ArgoLink, ForeignLink, type DeviceLink } from "./linux/link.ts";

@@ -3,6 +3,7 @@
 // declared by type, domains and transport name, and come back as the guest-side device
 // a driver binds to. Everything below it (Hypervisor, Toolstack, GuestTransport, the
 // sharing transports) stays usable directly; this layer adds names, events and typed errors.
+import { LinuxGuest, type LinuxGuestOptions } from "../linux/guest.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Domain, DomainConfig } from "../hypervisor/domain.ts";
 import { errnoName } from "../hypervisor/errno.ts";
@@ -224,6 +225,16 @@ export class Vmm {
    */
   destroyDomain(d: Domain): void {
     this.hv.destroyDomain(d.domid); // domainGone runs from the hypervisor's event
+  }
+
+  /**
+   * Boots a Linux guest domain (Debian's i386 kernel in v86) with `opts.devices`, each
+   * checked against the policy as any pair (one the policy lacks is not enumerated), its
+   * own virtio drivers served over argo (or foreign). Devices are fixed at boot: they are
+   * written into the guest's ACPI tables.
+   */
+  startLinux(opts: LinuxGuestOptions): Promise<LinuxGuest> {
+    return LinuxGuest.start(this.hv, this.toolstack, opts);
   }
 
   /** Tears everything down: every device, every domain. */
