@@ -23,7 +23,7 @@ export { GuestDriverQueue, type DmaOps } from "./transport/guest-queue.ts";
 export { SideDeviceQueue, BufferChain } from "./transport/device-queue.ts";
 export type { DeviceEntry, TableError } from "./transport/enumeration.ts";
 export { ArgoFrontend, type ArgoFrontendConfig } from "./transport/frontend.ts";
-export { ArgoBackend, type ArgoBackendConfig } from "./transport/backend.ts";
+export { ArgoBackend, OpenBudget, type ArgoBackendConfig } from "./transport/backend.ts";
 export { TransportError, type DeviceInfo } from "./transport/control-client.ts";
 export { SharedDevice, type SharedDeviceConfig } from "./transport/share/shared-device.ts";
 export { ForeignDevice } from "./transport/share/foreign.ts";
