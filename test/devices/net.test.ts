@@ -204,6 +204,20 @@ describe.each(TRANSPORTS)("net over %s", (transport) => {
     expect(w.got[2][0]).toEqual(max);
   });
 
+  it("any layout (1.2 2.7.4.1): header and frame split over several transmit descriptors, as Linux sends them", async () => {
+    const w = boot(transport, [[1, "net"], [2, "net"]]);
+    const sender = await drive(new RawDriver(w.dev(1, "net"), 64).init(2));
+    const rx = new NetDriver(w.dev(2, "net"), { queueSize: 16 });
+    await drive(rx.init());
+    const got: Uint8Array[] = [];
+    rx.onFrame((f) => got.push(f));
+    const f = frame(MAC2, MAC1, 1000, 0x77, 42);
+    const hdr = new Uint8Array(N.NET_HDR_SIZE);
+    sender.send(hdr.subarray(0, 5), hdr.subarray(5), f.subarray(0, 14), f.subarray(14, 500), f.subarray(500));
+    await settle(() => got.length === 1);
+    expect(got[0]).toEqual(f);
+  });
+
   it("checksum offload: a partial UDP checksum (NEEDS_CSUM) arrives completed", async () => {
     const w = await netWorld(transport, [1, 2]);
     expect(w.drivers[1].features & N.VIRTIO_NET_F_CSUM).toBe(N.VIRTIO_NET_F_CSUM);

@@ -120,6 +120,23 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     expect(w.hub.stats.creditViolations).toBe(0);
   });
 
+  it("guest -> guest credit: a writer to a guest that does not read stops at that guest's buf_alloc, then completes intact", async () => {
+    const w = await vsockWorld(transport);
+    const incoming = accepted<VsockSocket>((cb) => w.d1.listen(5000, cb));
+    const s2 = await drive(w.d2.connect(w.d1.cid, 5000));
+    const s1 = await drive(incoming);
+    const data = new Uint8Array(randomBytes(1 << 20));
+    let done = false;
+    s2.write(data).then(() => (done = true));
+    await quiet(500);
+    expect(done).toBe(false);
+    expect(s1.pending).toBe(w.d1.bufAlloc);
+    expect(md5(await drive(s1.readExactly(data.length)))).toBe(md5(data));
+    await settle(() => done);
+    expect(done).toBe(true);
+    expect(w.hub.stats.creditViolations).toBe(0);
+  });
+
   it("allowed_ports: a connection to a port the policy does not allow gets RST and an audit line", async () => {
     const w = await vsockWorld(transport);
     let called = false;
