@@ -389,7 +389,13 @@ export class VirtioPciDevice {
       case Common.QueueSelect: this.queueSel = v; return;
       case Common.QueueSize: return b.setQueue(this.queueSel, (q) => { q.num = v; });
       // 1 enables; the driver must not write 0 (4.1.4.3.2: queue reset is not offered).
-      case Common.QueueEnable: return v === 1 ? b.enableQueue(this.queueSel) : b.ignore(undefined);
+      case Common.QueueEnable: {
+        if (v !== 1) return b.ignore(undefined);
+        // queue_size reads the maximum until the driver writes it, and a driver that keeps
+        // it (SeaBIOS's virtio-blk does when the maximum is small) enables at that size.
+        b.setQueue(this.queueSel, (q) => { if (q.num === 0) q.num = b.dev().maxQueueSize; });
+        return b.enableQueue(this.queueSel);
+      }
       // No MSI-X: vector writes are ignored and read back NO_VECTOR, which tells the driver so.
       default: return b.ignore(undefined);
     }
