@@ -63,6 +63,8 @@ export interface BridgeConfig {
   ramBytes: number;
   /** The VMM's allocator (its reserved pages), for the queues' small state blocks. */
   heap: GuestHeap;
+  /** Ring features offered to the driver (default RING_FEATURES: EVENT_IDX, INDIRECT_DESC, RING_PACKED). */
+  ringFeatures?: bigint;
   /** Raise the device's interrupt (the decoder's line or vector); never from the access itself. */
   assertIrq(): void;
   /** Lower it (the driver acknowledged every cause). */
@@ -126,7 +128,9 @@ export class VirtioBridge {
         return 0;
       }
       const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
-      this.offered = BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n) | RING_FEATURES;
+      // The device's own ring bits are not its to offer: the transport serves the vrings.
+      const device = (BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n)) & ~RING_FEATURES;
+      this.offered = device | (this.c.ringFeatures ?? RING_FEATURES);
     }
     return Number((this.offered >> BigInt(32 * sel)) & 0xffffffffn);
   }
@@ -185,6 +189,12 @@ export class VirtioBridge {
 
   private get accepted(): bigint {
     return this.deviceStatus & STATUS_FEATURES_OK ? this.driverFeatures : 0n;
+  }
+
+  /** The ring format and features the driver accepted (after FEATURES_OK). */
+  get rings(): { packed: boolean; eventIdx: boolean; indirect: boolean } {
+    const a = this.accepted;
+    return { packed: (a & VIRTIO_F_RING_PACKED) !== 0n, eventIdx: (a & VIRTIO_F_EVENT_IDX) !== 0n, indirect: (a & VIRTIO_F_INDIRECT_DESC) !== 0n };
   }
 
   needsReset(): void {

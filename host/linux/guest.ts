@@ -25,7 +25,7 @@ import { ArgoFrontend } from "../transport/frontend.ts";
 import { QueueFactory } from "../transport/shadow.ts";
 import { setDmaWindow } from "../transport/split-sides.ts";
 import type { DevicePair, Toolstack } from "../transport/toolstack.ts";
-import type { DeviceTypeName } from "../devices/types.ts";
+import { VIRTIO_F_RING_PACKED, type DeviceTypeName } from "../devices/types.ts";
 import type { DeviceModelOptions } from "../devices/index.ts";
 import { PairDenied } from "../errors.ts";
 import { linuxAssets, type LinuxAssets } from "./assets.ts";
@@ -82,6 +82,8 @@ export interface LinuxGuestOptions {
   assets?: LinuxAssets;
   /** Extra kernel command line. */
   cmdline?: string;
+  /** Offer VIRTIO_F_RING_PACKED (default true; Linux then uses packed rings). */
+  packedRings?: boolean;
 }
 
 /** One attached device: its Argo pair and the guest's frontend (argo only), its link and virtio-mmio registers. */
@@ -246,6 +248,7 @@ export class LinuxGuest {
       const { base, irq: line } = windows[i];
       const mmio = new VirtioMmioDevice({
         link, memory, ramBase: lo, ramBytes: this.ramBytes, heap,
+        ringFeatures: this.options.packedRings === false ? RING_FEATURES & ~VIRTIO_F_RING_PACKED : RING_FEATURES,
         assertIrq: () => irq.assert(line, i), deassertIrq: () => irq.deassert(line, i),
       });
       this.devices.push({ spec, pair, frontend, link, mmio, base, irq: line });
