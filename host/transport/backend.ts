@@ -116,6 +116,9 @@ interface Outgoing {
 /** Requests being reassembled or served at once, per device (the shadow queues hold at most 256). */
 const MAX_OPEN_REQUESTS = 512;
 
+/** Bytes a buffer of `bytes` holds of the heap (whole pages), as the budget counts them. */
+const pagesHeld = (bytes: number): number => Math.ceil(bytes / 4096) * 4096;
+
 /** Work per VIRQ is bounded; the rest runs in a later microtask so one guest cannot starve others. */
 const DRAIN_BUDGET = 256;
 
@@ -306,15 +309,17 @@ export class ArgoBackend {
       // its budget the request waits in the ring; past the count cap, or with the domain
       // really out of memory, it is failed back.
       const bytes = Math.max(1, h.total + h.writable);
-      const pages = Math.ceil(bytes / 4096) * 4096;
-      if (this.pending.size < MAX_OPEN_REQUESTS && !this.budget.take(pages)) {
-        this.budget.wait(this.resume);
-        this.stats.budgetWaits++;
-        return false;
+      let gpa = -1;
+      if (this.pending.size < MAX_OPEN_REQUESTS) {
+        if (!this.budget.take(pagesHeld(bytes))) {
+          this.budget.wait(this.resume);
+          this.stats.budgetWaits++;
+          return false;
+        }
+        gpa = this.tryAlloc(bytes);
+        if (gpa < 0) this.budget.give(pagesHeld(bytes));
       }
-      const gpa = this.pending.size < MAX_OPEN_REQUESTS ? this.tryAlloc(bytes) : -1;
       if (gpa < 0) {
-        if (this.pending.size < MAX_OPEN_REQUESTS) this.budget.give(pages);
         this.consume();
         this.stats.protocolErrors++;
         this.failEarly(h.requestId, h.queue);
@@ -455,9 +460,9 @@ export class ArgoBackend {
   /** A request's shadow buffer goes back to the heap and its bytes to the frontend's budget (once). */
   private release(req: Pending): void {
     if (req.gpa < 0) return;
-    this.cfg.heap.freePagesAt(req.gpa, Math.ceil(req.bytes / 4096));
+    this.cfg.heap.free(req.gpa, req.bytes);
     req.gpa = -1;
-    this.budget.give(Math.ceil(req.bytes / 4096) * 4096);
+    this.budget.give(pagesHeld(req.bytes));
   }
 
   private sendCompletionFragment(o: Outgoing): number {
