@@ -165,7 +165,7 @@ export class Vmm {
       options: { blk: spec.disk ? { ...spec.disk } : undefined, console: spec.console },
     };
     let device: GuestVirtioDevice;
-    let pair: DevicePair | SharedPair;
+    let pair: DevicePair | SharedPair | undefined;
     let exposedPages: () => number;
     try {
       if (transport === "argo") {
@@ -180,6 +180,8 @@ export class Vmm {
         exposedPages = () => shared.device.exposedPages;
       }
     } catch (e) {
+      // A pair that got as far as a model: a disk file the Vmm opened for it is closed again.
+      if (pair && !spec.model) (pair.model as { close?: () => void }).close?.();
       if (e instanceof VmmError) throw e;
       // A model that cannot be made for this type (net or vsock without their fabric, a bad image).
       throw new DeviceSpecError(`${spec.type} device could not be created: ${(e as Error).message}`, "check the device spec for this type");
@@ -325,7 +327,10 @@ export class Vmm {
     } else {
       this.toolstack.writeDeviceTable(pair.frontend);
       const r = g.transport.probe();
-      if (!Array.isArray(r)) throw new DomainError(`d${pair.frontend.domid} could not read its device table: ${r.kind}`, "this is a bug in the toolstack; report it");
+      if (!Array.isArray(r)) {
+        this.toolstack.unplug(pair);
+        throw new DomainError(`d${pair.frontend.domid} could not read its device table: ${r.kind}`, "this is a bug in the toolstack; report it");
+      }
     }
     const fe = g.transport.devices.get(devNum);
     if (!fe) {

@@ -4,7 +4,7 @@
 // in flight and new ones fail with IOERR.
 import { describe, expect, it } from "vitest";
 import {
-  Vmm, Policy, BlkDriver, ConsoleDriver, DeviceSpecError, PairDenied, TransportError, VmmError, TRANSPORT_NAMES,
+  Vmm, Policy, BlkDriver, ConsoleDriver, DeviceSpecError, DomainError, PairDenied, TransportError, VmmError, TRANSPORT_NAMES,
   type VmmEvent, type AttachedDevice,
 } from "../../host/index.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
@@ -96,6 +96,27 @@ describe("the Vmm's errors and audit", () => {
     const entry = w.v.hv.audit.entries().find((x) => x.perm === "device_attach");
     expect(entry?.text).toMatch(/avc: denied \{ device_attach \} for scontext=guest_t tcontext=backend_t tclass=blk/);
     expect(w.events.some((x) => x.kind === "denial" && x.entry.perm === "device_attach")).toBe(true);
+  });
+
+  it("an attach the guest cannot take (out of memory) is a DomainError that closes the disk file and leaves nothing attached", async () => {
+    const { mkdtempSync, readdirSync, rmSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "virtio-argo-vmm-"));
+    try {
+      const path = join(dir, "disk.img");
+      writeFileSync(path, new Uint8Array(1 << 16));
+      const w = boot();
+      const tiny = w.v.createDomain({ name: "tiny", label: "guest_t", memoryBytes: 128 << 10 });
+      const fds = readdirSync("/proc/self/fd").length;
+      const e = await w.v.attach({ type: "blk", frontend: tiny, backend: w.backend, disk: { image: { path } } }).catch((x) => x);
+      expect(e).toBeInstanceOf(DomainError);
+      expect(readdirSync("/proc/self/fd").length).toBe(fds);
+      expect(w.v.list()).toEqual([]);
+      w.v.shutdown();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("an unsupported device type is a DeviceSpecError; a TransportError is a VmmError with a code and a hint", async () => {
