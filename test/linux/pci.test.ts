@@ -189,6 +189,46 @@ describe("virtio-pci registers (no Linux)", () => {
     expect(md5(got)).toBe(md5(image.subarray(5 * 512, 6 * 512)));
   });
 
+  it("enables a queue at its maximum size when the driver keeps queue_size as read (SeaBIOS's virtio-blk does)", async () => {
+    const image = patterned(64 * 1024, 4);
+    const { dev, memory } = blkFunction(image);
+    dev.write(Common.DeviceStatus, 1, 0);
+    dev.write(Common.DeviceStatus, 1, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    dev.write(Common.DriverFeatureSelect, 4, 1);
+    dev.write(Common.DriverFeature, 4, 1);
+    dev.write(Common.DeviceStatus, 1, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+    w16(dev, Common.QueueSelect, 0);
+    const max = r16(dev, Common.QueueSize);
+    expect(max).toBeGreaterThan(0);
+    const base = 0x40000;
+    dev.write(Common.QueueDescLo, 4, base);
+    dev.write(Common.QueueDriverLo, 4, base + 16 * max);
+    dev.write(Common.QueueDeviceLo, 4, base + 0x8000);
+    w16(dev, Common.QueueEnable, 1);
+    expect(r16(dev, Common.QueueEnable)).toBe(1);
+    dev.write(Common.DeviceStatus, 1, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+    expect(dev.read(Common.DeviceStatus, 1) & STATUS_NEEDS_RESET).toBe(0);
+    expect(r16(dev, Common.QueueSize)).toBe(max);
+    void memory;
+  });
+
+  it("completes a reset of a device whose backend is gone (Linux polls status until it reads 0)", () => {
+    const memory = new WebAssembly.Memory({ initial: (4 * MIB) / 65536 });
+    const link = new ForeignLink(new BlkModel({ image: patterned(64 * 1024, 2) }), memory, RAM);
+    const dev = new VirtioPciDevice({
+      link, memory, ramBase: 0, ramBytes: RAM, heap: new GuestHeap(4 * MIB, RAM, 4 * MIB), bar: PCI_BAR_BASE,
+      assertIntx: () => {}, deassertIntx: () => {},
+    });
+    dev.write(Common.DeviceStatus, 1, STATUS_ACKNOWLEDGE);
+    link.remove(); // the backend died
+    expect(dev.read(Common.DeviceStatus, 1) & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    dev.write(Common.DeviceStatus, 1, 0);
+    expect(dev.read(Common.DeviceStatus, 1)).toBe(0);
+    // Starting over fails visibly: the device still needs a reset it cannot get.
+    dev.write(Common.DeviceStatus, 1, STATUS_ACKNOWLEDGE);
+    expect(dev.read(Common.DeviceStatus, 1) & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+  });
+
   it("ignores writes to read-only common-config fields and out-of-width accesses", () => {
     const { dev } = blkFunction(patterned(64 * 1024, 3));
     const nq = r16(dev, Common.NumQueues);
@@ -371,6 +411,7 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
   const firstMd5 = md5(disk.subarray(0, 8 * MIB));
   let g: LinuxGuest;
   let r: LinuxRunResult;
+  let killedAt = 0;
 
   beforeAll(async () => {
     const B = "$B";
@@ -394,6 +435,9 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
       "echo '== md5-after'; dd if=/dev/vda bs=1M count=8 iflag=direct 2>/dev/null | md5sum",
       "echo '== write-after'; printf 'after-hostile-pci' | dd of=/dev/vda bs=512 seek=200 oflag=direct conv=fsync 2>/dev/null; echo rc=$?",
       "echo '== rng-after'; head -c 64 /dev/hwrng | od -An -tx1 | tr -d ' \\n'; echo",
+      // Last, the backend domain is destroyed during this dd (see below).
+      "echo '== death'; echo dd-start; dd if=/dev/vda of=/dev/null bs=4096 iflag=direct 2>&1; echo dd-rc=$?",
+      "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=7 iflag=direct 2>&1; echo dd2-rc=$?",
     ].join("\n");
     g = await LinuxGuest.start(hv, ts, {
       name: "linux-pci", label: "guest_t", run: script,
@@ -407,8 +451,12 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
       ],
       assets: assets as Exclude<typeof assets, string>,
     });
-    r = await g.result(BOOT_MS);
-  }, BOOT_MS + 60_000);
+    await g.waitForLine((l) => l === "dd-start", BOOT_MS);
+    await new Promise((res) => setTimeout(res, 500));
+    killedAt = performance.now();
+    hv.destroyDomain(backend.domid);
+    r = await g.result(60_000);
+  }, BOOT_MS + 90_000);
 
   afterAll(async () => {
     await g?.stop();
@@ -434,8 +482,7 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
   it("reads /dev/vda over virtio-pci with the md5 of the backend's image", () => {
     expect(section(r.output, "md5")).toContain(firstMd5);
     const stats = g.devices.find((d) => d.spec.type === "blk")!.frontend!.stats;
-    expect(stats.bytesIn).toBeGreaterThanOrEqual(8 * MIB);
-    expect(stats.failed).toBe(0);
+    expect(stats.bytesIn).toBeGreaterThanOrEqual(8 * MIB); // (requests fail only once the backend dies, at the end)
   });
 
   it("lands guest writes in the backend's image", () => {
@@ -465,5 +512,14 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
     expect(section(r.output, "write-after")).toContain("rc=0");
     expect(new TextDecoder().decode(disk.subarray(200 * 512, 200 * 512 + 17))).toBe("after-hostile-pci");
     expect(section(r.output, "rng-after").trim()).toMatch(/^[0-9a-f]{128}$/);
+  });
+
+  it("gives the guest I/O errors, not a hang, when the backend domain dies mid-dd, and the guest still powers off", () => {
+    const out = section(r.output, "death");
+    expect(out).toMatch(/dd-rc=[1-9]/);
+    expect(out).toMatch(/dd2-rc=[1-9]/);
+    expect(r.console).toContain("reboot: Power down");
+    expect(performance.now() - killedAt).toBeLessThan(60_000);
+    expect(g.devices.find((d) => d.spec.type === "blk")!.frontend!.gone).toBe(true);
   });
 });
