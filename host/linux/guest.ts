@@ -241,7 +241,10 @@ export class LinuxGuest {
       }
       // virtio-pci (issue 18): a function on v86's PCI bus instead of an SSDT window.
       if (busOf(spec) === "pci") {
-        const fn = pciBus.add({ link, memory, ramBase: lo, ramBytes: this.ramBytes, heap, irqId: i, name: `virtio-argo ${spec.type}` });
+        const fn = pciBus.add({
+          link, memory, ramBase: lo, ramBytes: this.ramBytes, heap, irqId: i, name: `virtio-argo ${spec.type}`,
+          ringFeatures: this.options.packedRings === false ? RING_FEATURES & ~VIRTIO_F_RING_PACKED : RING_FEATURES,
+        });
         this.devices.push({ spec, pair, frontend, link, pci: fn ?? undefined, base: fn?.device.bar ?? 0, irq: -1 });
         return;
       }
