@@ -63,7 +63,9 @@ export async function main(argv: string[]): Promise<number> {
       code = await runLinux(opts);
     });
 
-  const policy = program.command("policy").description("check and explain MAC policy files");
+  const policy = program
+    .command("policy")
+    .description("MAC policy files: `policy check FILE` (file:line:col of the first error), `policy explain FILE --from A --to B --device T`");
   policy
     .command("check")
     .description("validate a policy file: exit 0, or print the first error as file:line:col")

@@ -86,6 +86,7 @@ export class VirtioBridge {
   /** Config generation: the backend's (from its config replies) plus this side's config events. */
   private backendGeneration = 0;
   private localGeneration = 0;
+  private lastRings = { packed: false, eventIdx: false, indirect: false };
 
   constructor(c: BridgeConfig) {
     this.c = c;
@@ -191,10 +192,9 @@ export class VirtioBridge {
     return this.deviceStatus & STATUS_FEATURES_OK ? this.driverFeatures : 0n;
   }
 
-  /** The ring format and features the driver accepted (after FEATURES_OK). */
+  /** The ring format and features of the last queue the driver enabled (kept past a reset, e.g. at power-off). */
   get rings(): { packed: boolean; eventIdx: boolean; indirect: boolean } {
-    const a = this.accepted;
-    return { packed: (a & VIRTIO_F_RING_PACKED) !== 0n, eventIdx: (a & VIRTIO_F_EVENT_IDX) !== 0n, indirect: (a & VIRTIO_F_INDIRECT_DESC) !== 0n };
+    return { ...this.lastRings };
   }
 
   needsReset(): void {
@@ -281,6 +281,7 @@ export class VirtioBridge {
       lease.release();
       return this.needsReset(); // the VMM's own pages ran out
     }
+    this.lastRings = { packed, eventIdx, indirect };
     this.c.link.installQueue(index, this.dirtying(side, packed ? desc : dev, packed ? 16 * num : 6 + 8 * num), this.sink(), () => lease.release());
     q.ready = true;
   }

@@ -49,6 +49,8 @@ export class ArgoLink implements DeviceLink {
 
   kick(index: number): void {
     this.frontend.kick(index);
+    // The vCPU is on the doorbell write: let the backend take what did not fit its ring now.
+    this.frontend.flushSends();
   }
 
   get gone(): boolean {

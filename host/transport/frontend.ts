@@ -313,6 +313,19 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   }
 
   /**
+   * Yields to the other domains (SCHEDOP_yield) while fragments wait for room in the
+   * backend's ring, at most `rounds` times: for a guest whose kick is a trapped register
+   * write (Linux in v86), which would otherwise wait a whole emulator time slice for the
+   * backend's drain to free the ring. Returns the fragments' requests still queued.
+   */
+  flushSends(rounds = 64): number {
+    for (let i = 0; i < rounds && this.sendQueue.length > 0 && !this.isGone; i++) {
+      if (this.cfg.argo.domain.schedYield() === 0) break;
+    }
+    return this.sendQueue.length;
+  }
+
+  /**
    * Queue `q`'s ring is broken (its device side latched the error): requests in flight on it
    * fail, chains never popped fail (the queue closes), and the device reports
    * DEVICE_NEEDS_RESET with a config change notification (VirtIO 1.2 2.1.1). A microtask
