@@ -101,6 +101,14 @@ export async function drive<T>(p: Promise<T>, rounds = 100000): Promise<T> {
   return value;
 }
 
+/**
+ * What `p` failed with, or "resolved" (a socket that connected would be printed whole by a
+ * failing `rejects` matcher, guest memory and all).
+ */
+export async function failure(p: Promise<unknown>): Promise<unknown> {
+  return drive(p).then(() => "resolved", (e: unknown) => e);
+}
+
 /** Lets deliveries run for a while (for "nothing arrives" checks). */
 export const quiet = (rounds = 200) => settle(() => false, rounds);
 

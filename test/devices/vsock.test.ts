@@ -6,7 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { VsockDriver, VsockModel, VsockError, guestCid, type VsockStream, type VsockSocket } from "../../host/devices/index.ts";
 import * as V from "../../host/devices/vsock/layout.ts";
 import { HOST_BUF_ALLOC } from "../../host/devices/vsock/hub.ts";
-import { RawDriver, TRANSPORTS, boot, drive, policyWithout, quiet } from "./helpers.ts";
+import { RawDriver, TRANSPORTS, boot, drive, failure, policyWithout, quiet } from "./helpers.ts";
 import { settle } from "../transport/helpers.ts";
 import { Vmm } from "../../host/vmm/vmm.ts";
 import { Policy } from "../../host/mac/index.ts";
@@ -91,7 +91,7 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     const g = await drive(incoming);
     await drive(h.write(new TextEncoder().encode("hello guest")));
     expect(new TextDecoder().decode(await drive(g.readExactly(11)))).toBe("hello guest");
-    await expect(drive(w.hub.connect(w.d2.cid, 6001))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    expect(await failure(w.hub.connect(w.d2.cid, 6001))).toMatchObject({ code: "ECONNREFUSED" });
   });
 
   it("credit exhaustion blocks the writer without loss, both directions", async () => {
@@ -143,15 +143,15 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     w.hub.listen(22, () => (called = true));
     const denials: string[] = [];
     w.hv.audit.onDenial((e) => denials.push(e.text));
-    await expect(drive(w.d1.connect(V.VMADDR_CID_HOST, 22))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    expect(await failure(w.d1.connect(V.VMADDR_CID_HOST, 22))).toMatchObject({ code: "ECONNREFUSED" });
     // And to another guest's port outside the list.
     w.d2.listen(7000, () => (called = true));
-    await expect(drive(w.d1.connect(w.d2.cid, 7000))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    expect(await failure(w.d1.connect(w.d2.cid, 7000))).toMatchObject({ code: "ECONNREFUSED" });
     expect(called).toBe(false);
     expect(denials).toHaveLength(2);
     expect(denials[0]).toMatch(/^avc: denied \{ vsock_connect \} for scontext=guest_t tcontext=backend_t tclass=vsock .*errno=-EACCES reason=".*to CID 2 port 22 refused: port not in allowed_ports \[1024 5000\]"/);
     // An allowed port with no listener is refused (RST) without an audit line.
-    await expect(drive(w.d1.connect(V.VMADDR_CID_HOST, 5000))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    expect(await failure(w.d1.connect(V.VMADDR_CID_HOST, 5000))).toMatchObject({ code: "ECONNREFUSED" });
     expect(denials).toHaveLength(2);
     // guest2_t has no allowed_ports rule: any port.
     const ok = accepted<VsockStream>((cb) => w.hub.listen(31337, cb));
@@ -231,7 +231,7 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     await quiet();
     expect(hub.stats.creditViolations).toBe(1);
     expect(host.pending).toBeLessThanOrEqual(HOST_BUF_ALLOC);
-    await expect(drive(host.readExactly(1 << 20))).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await failure(host.readExactly(1 << 20))).toMatchObject({ code: "ECONNRESET" });
   });
 
   it("a reload that narrows allowed_ports resets connections to ports no longer allowed, and only those", async () => {
@@ -249,7 +249,7 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     expect(await drive(cut)).toMatchObject({ code: "ECONNRESET" });
     await drive(streams[1].write(new TextEncoder().encode("still here")));
     expect(new TextDecoder().decode((await drive(kept)) as Uint8Array)).toBe("still here");
-    await expect(drive(w.d1.connect(V.VMADDR_CID_HOST, 1024))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    expect(await failure(w.d1.connect(V.VMADDR_CID_HOST, 1024))).toMatchObject({ code: "ECONNREFUSED" });
   });
 
   it("a reload that removes guest_t's vsock pair resets its connections: host and guest peers see errors, not hangs", async () => {
@@ -275,8 +275,8 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     expect(w.hub.connectionCount).toBe(0);
     if (!w.dev(1, "vsock").gone) expect(resets).toBeGreaterThan(0); // told by TRANSPORT_RESET when its rings stay
     // New connections from or to the revoked CID fail at once.
-    await expect(drive(w.d2.connect(w.d1.cid, 5000))).rejects.toMatchObject({ code: "ECONNREFUSED" });
-    await expect(drive(w.hub.connect(w.d1.cid, 5000))).rejects.toMatchObject({ code: "EHOSTUNREACH" });
+    expect(await failure(w.d2.connect(w.d1.cid, 5000))).toMatchObject({ code: "ECONNREFUSED" });
+    expect(await failure(w.hub.connect(w.d1.cid, 5000))).toMatchObject({ code: "EHOSTUNREACH" });
     // guest2_t keeps its pair.
     const again = accepted<VsockStream>((cb) => w.hub.listen(4000, cb));
     await drive(w.d2.connect(V.VMADDR_CID_HOST, 4000));
@@ -301,7 +301,7 @@ describe("vsock through the embedding API", () => {
     // Detach: the CID leaves the hub, the host end sees a reset; attaching again works.
     const r = h.read();
     vmm.detach(dev);
-    await expect(drive(r)).rejects.toMatchObject({ code: "ECONNRESET" });
+    expect(await failure(r)).toMatchObject({ code: "ECONNRESET" });
     const dev2 = await drive(vmm.attach({ type: "vsock", frontend: g, backend: be }));
     const drv2 = new VsockDriver(dev2.device);
     await drive(drv2.init());
