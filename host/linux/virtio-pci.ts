@@ -137,6 +137,8 @@ export class VirtioPciDevice {
   /** The low byte of a 16-bit field, held until its high byte arrives (v86 splits 16-bit accesses). */
   private low: { off: number; v: number } | null = null;
   private intx = false;
+  /** v86's live copy of config space, once registered (the interrupt-status bit is kept current in it). */
+  private live: Uint8Array | null = null;
 
   constructor(c: PciFunctionConfig) {
     this.c = c;
@@ -209,6 +211,7 @@ export class VirtioPciDevice {
    * anything had changed.
    */
   restore(live: Uint8Array): boolean {
+    this.live = live;
     let changed = false;
     for (let i = 0; i < 256; i++) {
       if (i >= 0x10 && i < 0x14) continue;
@@ -234,6 +237,7 @@ export class VirtioPciDevice {
   private setIntx(on: boolean): void {
     this.intx = on;
     this.golden[0x06] = STATUS_CAP_LIST | (on ? STATUS_INTX : 0);
+    if (this.live) this.live[0x06] = this.golden[0x06];
     if (on) this.c.assertIntx();
     else this.c.deassertIntx();
   }
@@ -493,6 +497,7 @@ export class VirtioPciBus {
     const space = device.configSpace();
     const live32 = pci.register_device({ pci_id: slot << 3, pci_space: [...space], pci_bars: [{ size: BAR_SIZE }], name: c.name });
     const fn: PciFunction = { device, slot, live: new Uint8Array(live32.buffer, live32.byteOffset, 256), line };
+    device.restore(fn.live); // binds it: from now on the status register's interrupt bit is live
     this.functions.push(fn);
     this.bySlot.set(slot, fn);
     return fn;

@@ -2,7 +2,6 @@
 // virtio_console and virtio-rng drivers served over VirtIO-Argo by device models in
 // backend domains. Each describe boots one guest (10-40 s on a loaded 2-core machine)
 // whose /init runs one script; the tests read what it printed and what the backends saw.
-import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import type { Domain } from "../../host/hypervisor/domain.ts";
@@ -10,6 +9,7 @@ import { Policy } from "../../host/mac/index.ts";
 import { Toolstack } from "../../host/transport/toolstack.ts";
 import { LinuxGuest, type LinuxRunResult } from "../../host/linux/guest.ts";
 import { testAssets } from "./assets.ts";
+import { destroyBackendMidDd, md5, patterned, section } from "./helpers.ts";
 
 const assets = testAssets();
 const ready = typeof assets !== "string";
@@ -32,24 +32,6 @@ pairs:
     allow: [enable, send, register_single_source]
     rules: { read_only: true }
 `;
-
-/** A disk image whose bytes depend on their offset (so a misplaced sector shows). */
-function patterned(bytes: number, seed: number): Uint8Array {
-  const img = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) img[i] = (Math.imul(i + seed, 2654435761) >>> 24) & 0xff;
-  return img;
-}
-
-const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
-
-/** The text printed between `== name` and the next section header. */
-function section(out: string, name: string): string {
-  const start = out.indexOf(`== ${name}\n`);
-  if (start < 0) return "";
-  const rest = out.slice(start + name.length + 4);
-  const end = rest.indexOf("\n== ");
-  return end < 0 ? rest : rest.slice(0, end + 1);
-}
 
 function world() {
   const hv = new Hypervisor({ policy: Policy.parse(POLICY, "linux-test.yaml") });
@@ -179,11 +161,7 @@ linux("a Linux guest whose backend domain dies mid-dd", () => {
       devices: [{ type: "blk", backend, options: { blk: { image: disk } } }],
       assets: assets as Exclude<typeof assets, string>,
     });
-    await g.waitForLine((l) => l === "dd-start", BOOT_MS);
-    await new Promise((res) => setTimeout(res, 500));
-    killedAt = performance.now();
-    hv.destroyDomain(backend.domid);
-    r = await g.result(60_000);
+    ({ killedAt, result: r } = await destroyBackendMidDd(g, hv, backend, BOOT_MS));
   }, BOOT_MS + 90_000);
 
   afterAll(async () => {

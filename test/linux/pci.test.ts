@@ -1,7 +1,6 @@
 // Modern virtio-pci (issue 18) for the Linux guest: the register decoding and config-space
 // guard on their own (no Linux: a real v86 PCI bus, not booted, and a device model behind
 // the bridge), then Debian's own virtio_pci driver over VirtIO-Argo in one boot.
-import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { V86 } from "v86";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,16 +19,9 @@ import {
 } from "../../host/linux/virtio-pci.ts";
 import { Prng } from "../fuzz/prng.ts";
 import { testAssets } from "./assets.ts";
+import { destroyBackendMidDd, md5, patterned, section } from "./helpers.ts";
 
 const MIB = 1 << 20;
-const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
-
-/** A disk image whose bytes depend on their offset (so a misplaced sector shows). */
-function patterned(bytes: number, seed: number): Uint8Array {
-  const img = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) img[i] = (Math.imul(i + seed, 2654435761) >>> 24) & 0xff;
-  return img;
-}
 
 // --- without Linux ------------------------------------------------------------------------
 
@@ -356,7 +348,12 @@ describe("virtio-pci on v86's PCI bus (v86 loaded, not booted)", () => {
     return (async () => {
       isa[pirq] = 10;
       raised.length = 0; lowered.length = 0;
-      await raiseOnce();
+      bridge.needsReset();
+      expect(cfgRead(fn.slot)[0x06] & 0x08).toBe(0x08); // PCI status: interrupt pending
+      await Promise.resolve();
+      fn.device.read(ISR, 1);
+      expect(cfgRead(fn.slot)[0x06] & 0x08).toBe(0);
+      bridge.writeStatus(0);
       expect(raised).toEqual([10]);
       expect(lowered).toEqual([10]);
       isa[pirq] = 11; // Linux reprogrammed the link
@@ -390,14 +387,6 @@ pairs:
   - { frontend: guest_t, backend: backend_t, device: rng, allow: [enable, send, register_single_source] }
 `;
 
-/** The text printed between `== name` and the next section header. */
-function section(out: string, name: string): string {
-  const start = out.indexOf(`== ${name}\n`);
-  if (start < 0) return "";
-  const rest = out.slice(start + name.length + 4);
-  const end = rest.indexOf("\n== ");
-  return end < 0 ? rest : rest.slice(0, end + 1);
-}
 
 /** Config-space ranges the guest scribbles on: everything but the writable command, cache line, latency and interrupt line. */
 const HOSTILE = [[0, 4], [6, 6], [14, 46], [61, 195]];
@@ -451,11 +440,7 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
       ],
       assets: assets as Exclude<typeof assets, string>,
     });
-    await g.waitForLine((l) => l === "dd-start", BOOT_MS);
-    await new Promise((res) => setTimeout(res, 500));
-    killedAt = performance.now();
-    hv.destroyDomain(backend.domid);
-    r = await g.result(60_000);
+    ({ killedAt, result: r } = await destroyBackendMidDd(g, hv, backend, BOOT_MS));
   }, BOOT_MS + 90_000);
 
   afterAll(async () => {
