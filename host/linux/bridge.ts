@@ -72,7 +72,7 @@ export interface BridgeConfig {
 }
 
 export class VirtioBridge {
-  readonly stats = { ignored: 0, needsReset: 0, kicks: 0, interrupts: 0, controlFailures: 0 };
+  readonly stats = { ignored: 0, needsReset: 0, kicks: 0, interrupts: 0, controlFailures: 0, faults: 0 };
   private readonly c: BridgeConfig;
   private readonly views: MemoryViews;
   private info: Info | null = null;
@@ -98,6 +98,21 @@ export class VirtioBridge {
   ignore<T>(v: T): T {
     this.stats.ignored++;
     return v;
+  }
+
+  /**
+   * Runs a decoder's handling of one guest access. An exception is a bug of ours, not the
+   * guest's: counted, the device says it needs a reset, and `fallback` is returned instead
+   * of the exception reaching the emulator. (Added for virtio-pci, issue 18.)
+   */
+  guard<T>(access: () => T, fallback: T): T {
+    try {
+      return access();
+    } catch {
+      this.stats.faults++;
+      this.needsReset();
+      return fallback;
+    }
   }
 
   // --- device -------------------------------------------------------------------------

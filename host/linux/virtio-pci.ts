@@ -125,7 +125,7 @@ export interface PciFunctionConfig extends Omit<BridgeConfig, "assertIrq" | "dea
 export class VirtioPciDevice {
   readonly bridge: VirtioBridge;
   readonly bar: number;
-  readonly stats = { reads: 0, writes: 0, faults: 0, configRestores: 0 };
+  readonly stats = { reads: 0, writes: 0, configRestores: 0 };
   /** The config space as the device defines it (writable fields: their reset values). */
   private readonly golden = new Uint8Array(256);
   /** Per byte, the bits the guest may write (0: read-only, restored from `golden`). */
@@ -247,36 +247,29 @@ export class VirtioPciDevice {
   /** A guest read of `size` bytes at BAR offset `off`. Never throws into the emulator. */
   read(off: number, size: 1 | 4): number {
     this.stats.reads++;
-    try {
-      if (off >= BAR_SIZE) return this.bridge.ignore(0);
-      if (off < ISR) return this.readCommon(off, size) >>> 0;
-      if (off < DEVICE) return off === ISR ? this.readIsr() : this.bridge.ignore(0);
-      if (off < NOTIFY) return this.bridge.readConfig(off - DEVICE, size) >>> 0;
-      return this.bridge.ignore(0); // notifications are write-only
-    } catch {
-      return this.fault(0);
-    }
+    return this.bridge.guard(() => this.readBar(off, size), 0);
   }
 
   /** A guest write. Never throws into the emulator. */
   write(off: number, size: 1 | 4, value: number): void {
     this.stats.writes++;
-    try {
-      if (off >= BAR_SIZE) return this.bridge.ignore(undefined);
-      if (off < ISR) return this.writeCommon(off, size, value >>> 0);
-      if (off < DEVICE) return this.bridge.ignore(undefined); // ISR is read-only
-      if (off < NOTIFY) return this.bridge.writeConfig(off - DEVICE, size, value >>> 0);
-      return this.notify(off - NOTIFY);
-    } catch {
-      this.fault(undefined);
-    }
+    this.bridge.guard(() => this.writeBar(off, size, value >>> 0), undefined);
   }
 
-  /** A bug of ours, not the guest's: the device says it needs a reset instead of taking the emulator down. */
-  private fault<T>(v: T): T {
-    this.stats.faults++;
-    this.bridge.needsReset();
-    return v;
+  private readBar(off: number, size: 1 | 4): number {
+    if (off >= BAR_SIZE) return this.bridge.ignore(0);
+    if (off < ISR) return this.readCommon(off, size) >>> 0;
+    if (off < DEVICE) return off === ISR ? this.readIsr() : this.bridge.ignore(0);
+    if (off < NOTIFY) return this.bridge.readConfig(off - DEVICE, size) >>> 0;
+    return this.bridge.ignore(0); // notifications are write-only
+  }
+
+  private writeBar(off: number, size: 1 | 4, value: number): void {
+    if (off >= BAR_SIZE) return this.bridge.ignore(undefined);
+    if (off < ISR) return this.writeCommon(off, size, value);
+    if (off < DEVICE) return this.bridge.ignore(undefined); // ISR is read-only
+    if (off < NOTIFY) return this.bridge.writeConfig(off - DEVICE, size, value);
+    return this.notify(off - NOTIFY);
   }
 
   /** ISR status: read-to-clear; the line goes down now (a deferred lower re-fires it). */

@@ -153,7 +153,7 @@ describe("virtio-pci registers (no Linux)", () => {
     expect(dev.read(ISR, 1) & 1).toBe(1); // used-buffer interrupt
     expect(irq.up).toBe(false); // lowered inside the read, not later
     expect(dev.read(ISR, 1)).toBe(0);
-    expect(dev.stats.faults).toBe(0);
+    expect(dev.bridge.stats.faults).toBe(0);
   });
 
   it("survives hostile BAR accesses without throwing, then a reset brings the device back", async () => {
@@ -174,7 +174,7 @@ describe("virtio-pci registers (no Linux)", () => {
     } catch (e) {
       throw new Error(`hostile BAR access threw (seed ${seed}; replay: PCI_FUZZ_SEED=${seed} npx vitest run test/linux/pci.test.ts): ${e}`);
     }
-    expect(dev.stats.faults, `seed ${seed}`).toBe(0);
+    expect(dev.bridge.stats.faults, `seed ${seed}`).toBe(0);
     // The guest resets and starts over: the device works again.
     bringUp(dev, 0x20000, 8);
     const got = await readSector(dev, memory, 0x20000, 8, 5, 0);
@@ -221,6 +221,21 @@ describe("virtio-pci registers (no Linux)", () => {
     expect(dev.read(Common.DeviceStatus, 1) & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
   });
 
+  it("turns an exception of ours into DEVICE_NEEDS_RESET, never into the emulator", () => {
+    const memory = new WebAssembly.Memory({ initial: (4 * MIB) / 65536 });
+    const link = new ForeignLink(new BlkModel({ image: patterned(64 * 1024, 2) }), memory, RAM);
+    const dev = new VirtioPciDevice({
+      link, memory, ramBase: 0, ramBytes: RAM, heap: new GuestHeap(4 * MIB, RAM, 4 * MIB), bar: PCI_BAR_BASE,
+      assertIntx: () => {}, deassertIntx: () => {},
+    });
+    dev.read(Common.NumQueues, 1); // device info fetched
+    link.control = () => { throw new Error("a bug behind the register file"); };
+    expect(() => dev.read(DEVICE, 4)).not.toThrow();
+    expect(() => dev.write(Common.DeviceStatus, 1, STATUS_ACKNOWLEDGE)).not.toThrow();
+    expect(dev.bridge.stats.faults).toBe(2);
+    expect(dev.bridge.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+  });
+
   it("ignores writes to read-only common-config fields and out-of-width accesses", () => {
     const { dev } = blkFunction(patterned(64 * 1024, 3));
     const nq = r16(dev, Common.NumQueues);
@@ -238,7 +253,7 @@ describe("virtio-pci registers (no Linux)", () => {
     // A 32-bit write over two 16-bit fields (queue_select and queue_size) is not a natural access.
     dev.write(Common.QueueSelect, 4, 0x00400003);
     expect(r16(dev, Common.QueueSelect)).toBe(0);
-    expect(dev.stats.faults).toBe(0);
+    expect(dev.bridge.stats.faults).toBe(0);
   });
 });
 
