@@ -30,7 +30,7 @@ import type { DeviceModelOptions } from "../devices/index.ts";
 import { PairDenied } from "../errors.ts";
 import { linuxAssets, type LinuxAssets } from "./assets.ts";
 import { buildSsdt, MMIO_WINDOW } from "./acpi.ts";
-import { buildInitramfs } from "./initramfs.ts";
+import { buildInitramfs, type CpioFile } from "./initramfs.ts";
 import { BEGIN_MARKER, EXIT_MARKER, initScript, READY_MARKER, RUN_SCRIPT } from "./init.ts";
 import { IrqLines, type IrqChip } from "./irq.ts";
 import { VirtioMmioDevice } from "./virtio-mmio.ts";
@@ -50,6 +50,10 @@ const MIB = 1 << 20;
 const POWER_DOWN = "reboot: Power down";
 /** Modules loaded by /init, in dependency order (each module's own `depends=` first). */
 const LOAD = ["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console", "virtio-rng", "crc16", "mbcache", "jbd2", "crc32c_generic", "ext4"];
+/** Loaded when the guest has a net device (virtio_net and its `depends=`). */
+const NET_LOAD = ["failover", "net_failover", "virtio_net"];
+/** Loaded when the guest has a vsock device. */
+const VSOCK_LOAD = ["vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport"];
 /** virtio-pci (issue 18): loaded after LOAD when a device is on the PCI bus, in `depends=` order. */
 const PCI_LOAD = ["virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci"];
 const CMDLINE = "console=ttyS0 loglevel=4 tsc=reliable mitigations=off cryptomgr.notests noisapnp acpiphp.disable=1";
@@ -84,6 +88,8 @@ export interface LinuxGuestOptions {
   cmdline?: string;
   /** Offer VIRTIO_F_RING_PACKED (default true; Linux then uses packed rings). */
   packedRings?: boolean;
+  /** More files for the guest's initramfs (e.g. a test's program in bin/). */
+  extra?: readonly CpioFile[];
 }
 
 /** One attached device: its Argo pair and the guest's frontend (argo only), its link and virtio-mmio registers. */
@@ -170,10 +176,13 @@ export class LinuxGuest {
       return !!rule;
     });
     const windows = admitted.map((_, i) => ({ base: MMIO_BASE + i * MMIO_WINDOW, irq: IRQ_LINES[i % IRQ_LINES.length] }));
-    const extra = o.run === undefined ? [] : [{ path: "etc/virtio-argo" }, { path: RUN_SCRIPT, data: o.run + "\n" }];
+    const extra = [...(o.run === undefined ? [] : [{ path: "etc/virtio-argo" }, { path: RUN_SCRIPT, data: o.run + "\n" }]), ...(o.extra ?? [])];
     const initrd = await buildInitramfs({
       assets, ssdt: buildSsdt(windows.filter((_, i) => busOf(admitted[i]) === "mmio")),
-      modules: [...LOAD, ...(admitted.some((d) => busOf(d) === "pci") ? PCI_LOAD : [])].filter((m) => m in assets.modules), init: initScript(admitted.length), extra,
+      modules: [
+        ...LOAD, ...(admitted.some((d) => busOf(d) === "pci") ? PCI_LOAD : []),
+        ...(admitted.some((d) => d.type === "net") ? NET_LOAD : []), ...(admitted.some((d) => d.type === "vsock") ? VSOCK_LOAD : []),
+      ].filter((m) => m in assets.modules), init: initScript(admitted.length), extra,
     });
     const region = vmmRegion(this.ramBytes);
     const cmdline = `${CMDLINE} memmap=${(region.end - region.start) / MIB}M$0x${region.start.toString(16)} ${o.cmdline ?? ""}`.trim();
