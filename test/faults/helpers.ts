@@ -92,6 +92,8 @@ export class EchoClient {
   queue!: DriverQueue;
   readonly result: EchoResult = { ok: 0, failed: 0, wrong: [] };
   issued = 0;
+  /** What negotiate accepted. */
+  features = 0n;
   private readonly open = new Map<number, { inGpa: number; outGpa: number; len: number }>();
   private readonly spare: Array<{ inGpa: number; outGpa: number }> = [];
   private total = 0;
@@ -104,8 +106,9 @@ export class EchoClient {
     this.mem = () => new Uint8Array(dev.memory.buffer);
   }
 
-  async setup(size: number): Promise<this> {
-    await this.dev.negotiate(1n);
+  /** Negotiates `features` (the echo device's bit 0, plus e.g. VIRTIO_F_RING_PACKED), sets queue 0 up, DRIVER_OK. */
+  async setup(size: number, features = 1n): Promise<this> {
+    this.features = await this.dev.negotiate(features);
     this.queue = await this.dev.setupQueue(0, size, (token, written, error) => this.done(token, written, error));
     await this.dev.driverOk();
     return this;
