@@ -127,11 +127,6 @@ export class GuestDriverQueue implements DriverQueue {
     if (!this.closed && this.side.needsKick()) this.notify();
   }
 
-  /** True once close() ran: add() fails each request at once, the ring is never touched again. */
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   /**
    * The queue is going away (device reset, removal, backend gone): every chain still out
    * completes with an error, now, and later adds fail without touching the ring. Called before the
