@@ -108,12 +108,16 @@ export class Vmm {
     // hv.loadPolicy called directly give the same guarantees as the Vmm's own calls.
     this.hv.on("domainDestroyed", ({ domid }) => this.domainGone(domid));
     this.hv.on("policyLoaded", () => this.applyPolicy());
+    // A ring revoked by a reload whose pair survives (a ring limit changed, say): the device
+    // cannot work any more. Torn down a microtask later: the event comes from inside the
+    // hypervisor's revocation loop, which must not see this teardown unregister rings under it.
     this.hv.on("ringRevoked", (e) => {
-      for (const a of [...this.devices.values()]) {
+      if (e.reason !== "policy") return; // a destroyed partner comes as domainDestroyed
+      for (const a of this.devices.values()) {
         if (!("server" in a.pair)) continue;
         const entry = a.pair.entry;
         const ours = (e.owner === a.backend && e.aport === entry.backendPort) || (e.owner === a.frontend && e.aport === entry.frontendPort);
-        if (ours && e.reason === "policy") this.teardown(a, "revoked");
+        if (ours) queueMicrotask(() => this.teardown(a, "revoked"));
       }
     });
   }

@@ -86,6 +86,18 @@ describe.each(TRANSPORT_NAMES)("the Vmm's view of faults over %s", (transport) =
   });
 });
 
+describe("the Vmm's view of revoked rings", () => {
+  it("a reload that keeps the pair but no longer allows its ring size tears the argo device down (revoked)", async () => {
+    const w = boot();
+    const { dev, blk, buf } = await blkOn(w.v, w.guest, w.backend, "argo");
+    w.v.hv.loadPolicy(Policy.parse(policyText({ device: "blk", limits: "{ max_ring_bytes: 4096 }" }), "small-rings.yaml"));
+    expect(await blk.write(0, buf, 4096)).toBe(VIRTIO_BLK_S_IOERR);
+    expect(dev.state).toBe("revoked");
+    expect(removals(w.events)).toEqual(["revoked"]);
+    w.v.shutdown();
+  });
+});
+
 describe("the Vmm's errors and audit", () => {
   it("a refused attach leaves an audit entry (and a denial event)", async () => {
     const w = boot();
