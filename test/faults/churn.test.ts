@@ -4,27 +4,19 @@
 // pages (rings, gfn lists, scratch, request buffers, shadow queues, BlkDriver's slots), one
 // file descriptor, and a dead frontend in the guest's device map (the 65th attach failed).
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { BlkDriver } from "../../host/devices/index.ts";
 import { VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
-import { TRANSPORT_NAMES, rig } from "./helpers.ts";
+import { TRANSPORT_NAMES, openFds, rig } from "./helpers.ts";
 
 const CYCLES = Number(process.env.CHURN_CYCLES ?? 1000);
 
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
-
-function fds(): number {
-  try {
-    return readdirSync("/proc/self/fd").length;
-  } catch {
-    return 0; // no procfs: the count stays 0 and the check holds trivially on this platform
-  }
-}
 
 function jsHeap(): number {
   gc();
@@ -54,9 +46,9 @@ describe.each(TRANSPORT_NAMES)("attach/detach churn over %s", (transport) => {
         v.detach(dev);
       };
       for (let i = 0; i < 5; i++) await cycle(i); // warm-up: lazily made state (kernels, engines, caches)
-      const before = { guest: guestHeap.usedPages, backend: backendHeap.usedPages, fds: fds(), heap: jsHeap() };
+      const before = { guest: guestHeap.usedPages, backend: backendHeap.usedPages, fds: openFds(), heap: jsHeap() };
       for (let i = 0; i < CYCLES; i++) await cycle(i);
-      const after = { guest: guestHeap.usedPages, backend: backendHeap.usedPages, fds: fds(), heap: jsHeap() };
+      const after = { guest: guestHeap.usedPages, backend: backendHeap.usedPages, fds: openFds(), heap: jsHeap() };
       expect(after.guest, "guest pages").toBe(before.guest);
       expect(after.backend, "backend pages").toBe(before.backend);
       expect(after.fds, "file descriptors").toBe(before.fds);

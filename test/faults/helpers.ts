@@ -1,6 +1,7 @@
 // Set-up for the fault-injection suite: a Vmm with one guest and one backend, a device pair
 // over any of the four transports, a seeded random source, and an echo client that keeps
 // a chosen number of requests in flight and checks every completion against its request.
+import { readdirSync } from "node:fs";
 import { Vmm, Policy, TRANSPORT_NAMES, type AttachedDevice, type TransportName } from "../../host/index.ts";
 import type { DriverQueue, GuestVirtioDevice } from "../../host/devices/types.ts";
 import { EchoModel } from "../transport/echo-model.ts";
@@ -34,6 +35,15 @@ export function rig(opts: { policy?: Policy; guestBytes?: number; backendBytes?:
   const backend = v.createDomain({ name: "backend", label: "backend_t", memoryBytes: opts.backendBytes ?? (32 << 20) });
   const guest = v.createDomain({ name: "guest", label: "guest_t", memoryBytes: opts.guestBytes ?? (32 << 20) });
   return { v, backend, guest };
+}
+
+/** Open file descriptors of this process (Linux procfs); 0 where there is none, so checks hold trivially there. */
+export function openFds(): number {
+  try {
+    return readdirSync("/proc/self/fd").length;
+  } catch {
+    return 0;
+  }
 }
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed from its seed. */

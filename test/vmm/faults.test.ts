@@ -8,7 +8,7 @@ import {
   type VmmEvent, type AttachedDevice,
 } from "../../host/index.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
-import { policyText } from "../faults/helpers.ts";
+import { openFds, policyText } from "../faults/helpers.ts";
 
 const BOTH = policyText({ device: "blk" }, { device: "console" });
 const CONSOLE_ONLY = policyText({ device: "console" });
@@ -111,7 +111,7 @@ describe("the Vmm's errors and audit", () => {
   });
 
   it("an attach the guest cannot take (out of memory) is a DomainError that closes the disk file and leaves nothing attached", async () => {
-    const { mkdtempSync, readdirSync, rmSync, writeFileSync } = await import("node:fs");
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const dir = mkdtempSync(join(tmpdir(), "virtio-argo-vmm-"));
@@ -120,10 +120,10 @@ describe("the Vmm's errors and audit", () => {
       writeFileSync(path, new Uint8Array(1 << 16));
       const w = boot();
       const tiny = w.v.createDomain({ name: "tiny", label: "guest_t", memoryBytes: 128 << 10 });
-      const fds = readdirSync("/proc/self/fd").length;
+      const fds = openFds();
       const e = await w.v.attach({ type: "blk", frontend: tiny, backend: w.backend, disk: { image: { path } } }).catch((x) => x);
       expect(e).toBeInstanceOf(DomainError);
-      expect(readdirSync("/proc/self/fd").length).toBe(fds);
+      expect(openFds()).toBe(fds);
       expect(w.v.list()).toEqual([]);
       w.v.shutdown();
     } finally {
