@@ -28,6 +28,26 @@ function accepted<T>(register: (cb: (s: T) => void) => void): Promise<T> {
   return new Promise((resolve) => register(resolve));
 }
 
+/**
+ * `writer` sends 1 MiB to `reader`, which does not read yet: the writer stops with exactly
+ * `limit` bytes (the reader's advertised buffer) at the reader; once read, all of it arrives intact.
+ */
+async function creditHolds(
+  writer: { write(d: Uint8Array): Promise<void> },
+  reader: { readonly pending: number; readExactly(n: number): Promise<Uint8Array> },
+  limit: number,
+): Promise<void> {
+  const data = new Uint8Array(randomBytes(1 << 20));
+  let done = false;
+  writer.write(data).then(() => (done = true));
+  await quiet(500);
+  expect(done).toBe(false); // blocked: nobody has read
+  expect(reader.pending).toBe(limit); // exactly the credit given, no more
+  expect(md5(await drive(reader.readExactly(data.length)))).toBe(md5(data));
+  await settle(() => done);
+  expect(done).toBe(true);
+}
+
 function header(fields: Partial<V.VsockHeader>): Uint8Array {
   return V.headerBytes({ ...V.newHeader(), type: V.VIRTIO_VSOCK_TYPE_STREAM, ...fields });
 }
@@ -99,24 +119,9 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     const incoming = accepted<VsockStream>((cb) => w.hub.listen(1024, cb));
     const s = await drive(w.d1.connect(V.VMADDR_CID_HOST, 1024));
     const host = await drive(incoming);
-    const data = new Uint8Array(randomBytes(1 << 20));
-    let done = false;
-    s.write(data).then(() => (done = true));
-    await quiet(500);
-    expect(done).toBe(false); // blocked: the host has not read
-    expect(host.pending).toBe(HOST_BUF_ALLOC); // exactly the credit it advertised, no more
-    expect(md5(await drive(host.readExactly(data.length)))).toBe(md5(data));
-    await settle(() => done);
-    expect(done).toBe(true);
+    await creditHolds(s, host, HOST_BUF_ALLOC);
     // Host -> guest: the guest's buf_alloc (256 KiB) bounds what the host may send.
-    let hdone = false;
-    host.write(data).then(() => (hdone = true));
-    await quiet(500);
-    expect(hdone).toBe(false);
-    expect(s.pending).toBe(w.d1.bufAlloc);
-    expect(md5(await drive(s.readExactly(data.length)))).toBe(md5(data));
-    await settle(() => hdone);
-    expect(hdone).toBe(true);
+    await creditHolds(host, s, w.d1.bufAlloc);
     expect(w.hub.stats.creditViolations).toBe(0);
   });
 
@@ -125,15 +130,7 @@ describe.each(TRANSPORTS)("vsock over %s", (transport) => {
     const incoming = accepted<VsockSocket>((cb) => w.d1.listen(5000, cb));
     const s2 = await drive(w.d2.connect(w.d1.cid, 5000));
     const s1 = await drive(incoming);
-    const data = new Uint8Array(randomBytes(1 << 20));
-    let done = false;
-    s2.write(data).then(() => (done = true));
-    await quiet(500);
-    expect(done).toBe(false);
-    expect(s1.pending).toBe(w.d1.bufAlloc);
-    expect(md5(await drive(s1.readExactly(data.length)))).toBe(md5(data));
-    await settle(() => done);
-    expect(done).toBe(true);
+    await creditHolds(s2, s1, w.d1.bufAlloc);
     expect(w.hub.stats.creditViolations).toBe(0);
   });
 
