@@ -20,7 +20,10 @@
 //   itself never reads its behaviour from that space (the interrupt pin below is ours).
 // - BAR accesses: addresses arrive as signed int32; 16-bit accesses as two byte accesses,
 //   low byte first; 64-bit ones as two 32-bit ones. So 16-bit fields are assembled from
-//   their two bytes and act on the high byte.
+//   their two bytes and act on the high byte (a notification, which repeats harmlessly,
+//   acts on its low byte).
+// - The command register's enables (memory space, bus master, INTx disable) are stored
+//   for the guest but not enforced: v86 routes the BAR to us whatever they say.
 // - No MSI/MSI-X: INTx only. v86's PIIX3 routes slot/pin to an IRQ through its PIRQ
 //   registers (0x60-0x63), which Linux may reprogram: the line is read from them on every
 //   assert and driven through the guest's shared IrqLines (v86 keeps one level per line).
