@@ -2,13 +2,14 @@
 // switch and hub as they were; a domain destroyed (by the Vmm or the hypervisor) resets
 // its vsock connections, and its peers see errors, not hangs.
 import { describe, expect, it } from "vitest";
-import { NetDriver, VsockDriver, type VsockStream } from "../../host/devices/index.ts";
+import { NetDriver, VsockDriver, type NetModel, type VsockStream } from "../../host/devices/index.ts";
+import { DeviceSpecError } from "../../host/errors.ts";
 import { VIRTIO_F_RING_PACKED } from "../../host/devices/types.ts";
 import * as N from "../../host/devices/net/layout.ts";
 import { VMADDR_CID_HOST } from "../../host/devices/vsock/layout.ts";
 import { Vmm } from "../../host/vmm/vmm.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { MAC1, MAC2, POLICY, TRANSPORTS, boot, drive, failure } from "./helpers.ts";
+import { MAC1, MAC2, MAC2B, POLICY, TRANSPORTS, boot, drive, failure } from "./helpers.ts";
 import { settle } from "../transport/helpers.ts";
 
 describe.each(TRANSPORTS)("net and vsock life cycle over %s", (transport) => {
@@ -111,5 +112,25 @@ describe.each(["argo", "foreign", "bounce"] as const)("packed virtqueues over %s
     await settle(() => host !== null);
     expect(await drive(host!.readExactly(data.length))).toEqual(data);
     await drive(writing);
+  });
+});
+
+describe("addresses the policy cannot give", () => {
+  it("two guests of one label share its allowed_macs: the second gets the next address, a third none (DeviceSpecError); a second vsock device for one guest is refused", async () => {
+    const vmm = new Vmm({ policy: Policy.parse(POLICY, "netvsock.yaml") });
+    const be = vmm.createDomain({ name: "be", label: "backend_t", memoryBytes: 32 << 20 });
+    const [a, b, c] = ["a", "b", "c"].map((name) => vmm.createDomain({ name, label: "guest2_t", memoryBytes: 16 << 20 }));
+    const na = await drive(vmm.attach({ type: "net", frontend: a, backend: be, transport: "foreign" }));
+    const nb = await drive(vmm.attach({ type: "net", frontend: b, backend: be, transport: "foreign" }));
+    expect((na.model as NetModel).mac).toBe(N.macToNumber(MAC2));
+    expect((nb.model as NetModel).mac).toBe(N.macToNumber(MAC2B));
+    expect(await failure(vmm.attach({ type: "net", frontend: c, backend: be, transport: "foreign" }))).toBeInstanceOf(DeviceSpecError);
+    await drive(vmm.attach({ type: "vsock", frontend: a, backend: be, transport: "foreign" }));
+    expect(await failure(vmm.attach({ type: "vsock", frontend: a, backend: be, transport: "foreign" }))).toMatchObject({ code: expect.any(String), message: expect.stringMatching(/already has a vsock device/) });
+    // Once b's device is gone, its address is free for c.
+    vmm.detach(nb);
+    const nc = await drive(vmm.attach({ type: "net", frontend: c, backend: be, transport: "foreign" }));
+    expect((nc.model as NetModel).mac).toBe(N.macToNumber(MAC2B));
+    vmm.shutdown();
   });
 });
