@@ -395,11 +395,16 @@ const BOOT_MS = 240_000;
 
 const POLICY = `
 version: 1
-domains: [guest_t, backend_t, other_t]
+domains: [guest_t, backend_t, backend_ro_t, other_t]
 pairs:
   - { frontend: guest_t, backend: backend_t, device: blk, allow: [enable, send, register_single_source] }
   - { frontend: guest_t, backend: backend_t, device: console, allow: [enable, send, register_single_source] }
   - { frontend: guest_t, backend: backend_t, device: rng, allow: [enable, send, register_single_source] }
+  - frontend: guest_t
+    backend: backend_ro_t
+    device: blk
+    allow: [enable, send, register_single_source]
+    rules: { read_only: true }
 `;
 
 
@@ -410,9 +415,14 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
   const hv = new Hypervisor({ policy: Policy.parse(POLICY, "linux-pci-test.yaml") });
   const ts = new Toolstack(hv);
   const backend = hv.createDomain({ name: "backend", label: "backend_t", memoryBytes: 96 * MIB });
+  const roBackend = hv.createDomain({ name: "backend-ro", label: "backend_ro_t", memoryBytes: 32 * MIB });
   const other = hv.createDomain({ name: "other", label: "other_t", memoryBytes: 16 * MIB });
   const disk = patterned(16 * MIB, 11);
+  const roDisk = patterned(4 * MIB, 12);
+  const mmioDisk = patterned(2 * MIB, 13);
   const firstMd5 = md5(disk.subarray(0, 8 * MIB));
+  const roMd5 = md5(roDisk);
+  const hvcOut: number[] = [];
   let g: LinuxGuest;
   let r: LinuxRunResult;
   let killedAt = 0;
@@ -420,13 +430,20 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
   beforeAll(async () => {
     const B = "$B";
     const script = [
-      "for d in /sys/bus/pci/devices/*; do [ \"$(cat $d/vendor)\" = 0x1af4 ] && [ \"$(cat $d/device)\" = 0x1042 ] && B=$d; done",
+      // The disks by size (16 MiB and the 4 MiB read-only one over pci, 2 MiB over mmio:
+      // virtio_mmio loads first, so names do not say the bus); B is the big disk's PCI function.
+      "disk() { for b in /sys/block/vd*; do [ $(cat $b/size) = $1 ] && echo /dev/${b##*/}; done; }",
+      "D=$(disk 32768); RO=$(disk 8192); M=$(disk 4096)",
+      "B=$(dirname $(readlink -f /sys/block/${D#/dev/}/device))",
       "echo '== pci'; for d in /sys/bus/pci/devices/*; do [ \"$(cat $d/vendor)\" = 0x1af4 ] && echo \"$(cat $d/device) $(cat $d/revision) $(cat $d/class) $(cat $d/subsystem_vendor) $(basename $(readlink $d/driver))\"; done",
       "echo '== virtio'; for d in /sys/bus/virtio/devices/*; do echo \"$(cat $d/device) $(basename $(readlink $d/driver))\"; done",
       `echo '== irq'; cat ${B}/irq`,
-      "echo '== md5'; dd if=/dev/vda bs=1M count=8 2>/dev/null | md5sum",
-      "echo '== write'; printf 'written-over-pci' | dd of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null; echo rc=$?",
+      "echo '== md5'; dd if=$D bs=1M count=8 2>/dev/null | md5sum",
+      "echo '== write'; printf 'written-over-pci' | dd of=$D bs=512 seek=100 conv=fsync 2>/dev/null; echo rc=$?",
+      "echo '== ro'; cat /sys/block/${RO#/dev/}/ro; dd if=$RO bs=1M 2>/dev/null | md5sum; dd if=/dev/zero of=$RO bs=512 count=1 conv=fsync 2>&1; echo rc=$?",
+      "echo '== mmio'; dd if=$M bs=1M 2>/dev/null | md5sum",
       "echo '== rng'; head -c 64 /dev/hwrng | od -An -tx1 | tr -d ' \\n'; echo",
+      "echo '== hvc'; echo hello-over-pci > /dev/hvc0; echo waiting-for-hvc-input; timeout 20 head -n 1 /dev/hvc0",
       `echo '== before'; od -An -tx1 -v ${B}/config | tr -d ' \\n'; echo`,
       // Hostile writes through sysfs (root may write any config byte): 0xff bytes, one by
       // one, over the header's read-only fields, the BAR and the capabilities; then BAR
@@ -436,25 +453,30 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
       `dd if=/dev/zero of=${B}/config bs=4 seek=4 count=6 conv=notrunc 2>/dev/null`,
       `dd if=/dev/zero of=${B}/config bs=2 seek=22 count=4 conv=notrunc 2>/dev/null`,
       `echo '== after'; od -An -tx1 -v ${B}/config | tr -d ' \\n'; echo`,
-      "echo '== md5-after'; dd if=/dev/vda bs=1M count=8 iflag=direct 2>/dev/null | md5sum",
-      "echo '== write-after'; printf 'after-hostile-pci' | dd of=/dev/vda bs=512 seek=200 oflag=direct conv=fsync 2>/dev/null; echo rc=$?",
+      "echo '== md5-after'; dd if=$D bs=1M count=8 iflag=direct 2>/dev/null | md5sum",
+      "echo '== write-after'; printf 'after-hostile-pci' | dd of=$D bs=512 seek=200 oflag=direct conv=fsync 2>/dev/null; echo rc=$?",
       "echo '== rng-after'; head -c 64 /dev/hwrng | od -An -tx1 | tr -d ' \\n'; echo",
       // Last, the backend domain is destroyed during this dd (see below).
-      "echo '== death'; echo dd-start; dd if=/dev/vda of=/dev/null bs=4096 iflag=direct 2>&1; echo dd-rc=$?",
-      "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=7 iflag=direct 2>&1; echo dd2-rc=$?",
+      "echo '== death'; echo dd-start; dd if=$D of=/dev/null bs=4096 iflag=direct 2>&1; echo dd-rc=$?",
+      "dd if=$D of=/dev/null bs=4096 count=1 skip=7 iflag=direct 2>&1; echo dd2-rc=$?",
     ].join("\n");
     g = await LinuxGuest.start(hv, ts, {
       name: "linux-pci", label: "guest_t", run: script,
       devices: [
         { type: "blk", backend, bus: "pci", options: { blk: { image: disk } } },
+        { type: "blk", backend: roBackend, bus: "pci", options: { blk: { image: roDisk } } },
         { type: "rng", backend, bus: "pci" },
+        { type: "console", backend, bus: "pci", options: { console: { onOutput: (b) => hvcOut.push(...b) } } },
         // No pair for other_t: the policy leaves it off the PCI bus.
         { type: "rng", backend: other, bus: "pci" },
-        // virtio-mmio beside virtio-pci, sharing the guest's IRQ lines.
-        { type: "console", backend },
+        // virtio-mmio beside virtio-pci in the same guest, sharing its IRQ lines.
+        { type: "blk", backend, options: { blk: { image: mmioDisk } } },
       ],
       assets: assets as Exclude<typeof assets, string>,
     });
+    await g.waitForLine((l) => l === "waiting-for-hvc-input", BOOT_MS);
+    const consoleModel = g.devices.find((d) => d.spec.type === "console")!.pair!.model as unknown as { input(b: Uint8Array): void };
+    consoleModel.input(new TextEncoder().encode("hello-from-the-backend\n"));
     ({ killedAt, result: r } = await destroyBackendMidDd(g, hv, backend, BOOT_MS));
   }, BOOT_MS + 90_000);
 
@@ -467,11 +489,14 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
     console.log(`Linux guest over virtio-pci: /init ready ${r.bootMs} ms after start`);
     const pci = section(r.output, "pci").trim().split("\n").sort();
     // blk 0x1042 and rng 0x1044, revision 1, subsystem vendor 0x1af4, Linux's virtio-pci driver.
-    expect(pci).toEqual(["0x1042 0x01 0x010000 0x1af4 virtio-pci", "0x1044 0x01 0xff0000 0x1af4 virtio-pci"]);
+    expect(pci).toEqual([
+      "0x1042 0x01 0x010000 0x1af4 virtio-pci", "0x1042 0x01 0x010000 0x1af4 virtio-pci",
+      "0x1043 0x01 0x078000 0x1af4 virtio-pci", "0x1044 0x01 0xff0000 0x1af4 virtio-pci",
+    ]);
     const virtio = section(r.output, "virtio").trim().split("\n").sort();
-    expect(virtio).toEqual(["0x0002 virtio_blk", "0x0003 virtio_console", "0x0004 virtio_rng"]);
+    expect(virtio).toEqual(["0x0002 virtio_blk", "0x0002 virtio_blk", "0x0002 virtio_blk", "0x0003 virtio_console", "0x0004 virtio_rng"]);
     expect(g.denied.map((d) => `${d.spec.type}:${d.spec.backend.label}`)).toEqual(["rng:other_t"]);
-    expect(g.devices.filter((d) => d.pci).length).toBe(2);
+    expect(g.devices.filter((d) => d.pci).length).toBe(4);
   });
 
   it("delivers INTx on the line Linux routed the PIRQ to", () => {
@@ -479,7 +504,7 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
     expect(Number(section(r.output, "irq").trim())).toBe(blk.pci!.line());
   });
 
-  it("reads /dev/vda over virtio-pci with the md5 of the backend's image", () => {
+  it("reads the disk over virtio-pci with the md5 of the backend's image", () => {
     expect(section(r.output, "md5")).toContain(firstMd5);
     const stats = g.devices.find((d) => d.spec.type === "blk")!.frontend!.stats;
     expect(stats.bytesIn).toBeGreaterThanOrEqual(8 * MIB); // (requests fail only once the backend dies, at the end)
@@ -488,6 +513,23 @@ linux("a Linux guest's own virtio_pci driver over VirtIO-Argo", () => {
   it("lands guest writes in the backend's image", () => {
     expect(section(r.output, "write")).toContain("rc=0");
     expect(new TextDecoder().decode(disk.subarray(100 * 512, 100 * 512 + 16))).toBe("written-over-pci");
+  });
+
+  it("shows a read_only pair over virtio-pci as a read-only disk whose writes fail and leave the image alone", () => {
+    const out = section(r.output, "ro");
+    expect(out.split("\n")[0]).toBe("1");
+    expect(out).toContain(roMd5);
+    expect(out).not.toContain("rc=0");
+    expect(md5(roDisk)).toBe(roMd5);
+  });
+
+  it("serves a virtio-mmio disk beside the virtio-pci devices in the same guest", () => {
+    expect(section(r.output, "mmio")).toContain(md5(mmioDisk));
+  });
+
+  it("carries console bytes both ways over hvc0 on virtio-pci", () => {
+    expect(new TextDecoder().decode(new Uint8Array(hvcOut))).toContain("hello-over-pci");
+    expect(section(r.output, "hvc")).toContain("hello-from-the-backend");
   });
 
   it("reads entropy from the backend's rng over virtio-pci", () => {
