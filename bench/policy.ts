@@ -17,7 +17,7 @@ export interface PolicyBenchResult {
   allowAllNs: number;
   /** ns per call of a hook that returns 0 without looking at anything (loop + call cost). */
   noopNs: number;
-  /** ns per Mac.send to a pair with a rate limit (token bucket, clock read): the slow path. */
+  /** ns per Mac.send to a pair with a rate limit (token bucket; burst 1e9, so the clock is read once per 64 sends: RateLimiter prepaid). */
   ratedNs: number;
   /** policyNs - noopNs: what the check itself adds to a send. */
   checkNs: number;
