@@ -36,3 +36,15 @@ export { linuxAssets, cacheRoot, AssetsUnavailable, GUEST_MODULES, type LinuxAss
 export { VirtioMmioDevice, MMIO_MAGIC } from "./linux/virtio-mmio.ts";
 export { VirtioBridge, type BridgeConfig, type QueueRegs } from "./linux/bridge.ts";
 export { ArgoLink, ForeignLink, type DeviceLink } from "./linux/link.ts";
+
+// Types the signatures above mention, so the API reference has no dangling names.
+export { HeapLease, type PageAllocator } from "./guest/heap.ts";
+export { viewsOf, markEmulated, MemoryViews } from "./guest/views.ts";
+export type { MemoryWindow } from "./hypervisor/guest-memory.ts";
+export type { VirqErrorSink } from "./hypervisor/virq.ts";
+export type { QueuePair } from "./transport/split-sides.ts";
+export type { QueueSink } from "./transport/frontend.ts";
+export type { CpioFile } from "./linux/initramfs.ts";
+export type { BridgeDeviceInfo } from "./linux/bridge.ts";
+export { VirtioPciDevice, type PciFunction } from "./linux/virtio-pci.ts";
+export type { VsockHeader } from "./devices/vsock/layout.ts";

@@ -45,7 +45,8 @@ function newQueue(): QueueRegs {
   return { num: 0, ready: false, desc: [0, 0], driver: [0, 0], device: [0, 0] };
 }
 
-interface Info {
+/** What GET_DEVICE_INFO told the bridge (zeros: no device). */
+export interface BridgeDeviceInfo {
   virtioId: number;
   vendorId: number;
   configSize: number;
@@ -53,7 +54,7 @@ interface Info {
   maxQueueSize: number;
 }
 
-const NO_DEVICE: Info = { virtioId: 0, vendorId: 0, configSize: 0, numQueues: 0, maxQueueSize: 0 };
+const NO_DEVICE: BridgeDeviceInfo = { virtioId: 0, vendorId: 0, configSize: 0, numQueues: 0, maxQueueSize: 0 };
 
 export interface BridgeConfig {
   link: DeviceLink;
@@ -75,7 +76,7 @@ export class VirtioBridge {
   readonly stats = { ignored: 0, needsReset: 0, kicks: 0, interrupts: 0, controlFailures: 0, faults: 0 };
   private readonly c: BridgeConfig;
   private readonly views: MemoryViews;
-  private info: Info | null = null;
+  private info: BridgeDeviceInfo | null = null;
   private offered: bigint | null = null;
   private driverFeatures = 0n;
   private queues: QueueRegs[] = [];
@@ -118,7 +119,7 @@ export class VirtioBridge {
   // --- device -------------------------------------------------------------------------
 
   /** Device info, asked once; a backend that does not answer reads as no device (id 0). */
-  dev(): Info {
+  dev(): BridgeDeviceInfo {
     if (this.info) return this.info;
     const r = this.c.link.control(Ctrl.GET_DEVICE_INFO, new Uint8Array(0));
     if (r instanceof TransportError || r.byteLength < 24) {
