@@ -49,8 +49,9 @@ export class ArgoLink implements DeviceLink {
 
   kick(index: number): void {
     this.frontend.kick(index);
-    // The vCPU is on the doorbell write: let the backend take what did not fit its ring now.
-    this.frontend.flushSends();
+    // The vCPU is on the doorbell write: the backend serves it now (as foreign's model does
+    // inside the same write), and takes what did not fit its ring.
+    this.frontend.yieldToBackend();
   }
 
   get gone(): boolean {

@@ -313,13 +313,14 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   }
 
   /**
-   * Yields to the other domains (SCHEDOP_yield) while fragments wait for room in the
-   * backend's ring, at most `rounds` times: for a guest whose kick is a trapped register
-   * write (Linux in v86), which would otherwise wait a whole emulator time slice for the
-   * backend's drain to free the ring. Returns the fragments' requests still queued.
+   * Yields to the other domains (SCHEDOP_yield) after a kick: once, so the backend serves
+   * what was sent now (and its completions come back), then again while fragments wait
+   * for room in its ring, at most `rounds` times. For a guest whose kick is a trapped
+   * register write (Linux in v86): the backend would otherwise run only when the emulator
+   * ends its time slice. Returns the requests whose fragments are still queued.
    */
-  flushSends(rounds = 64): number {
-    for (let i = 0; i < rounds && this.sendQueue.length > 0 && !this.isGone; i++) {
+  yieldToBackend(rounds = 64): number {
+    for (let i = 0; i < rounds && !this.isGone && (i === 0 || this.sendQueue.length > 0); i++) {
       if (this.cfg.argo.domain.schedYield() === 0) break;
     }
     return this.sendQueue.length;
