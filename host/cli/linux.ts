@@ -13,6 +13,7 @@ export interface LinuxCliOptions {
   disk?: string;
   ro?: boolean;
   transport?: string;
+  bus?: string;
   policy?: string;
   run?: string;
   fetch?: boolean;
@@ -28,6 +29,11 @@ export async function runLinux(o: LinuxCliOptions): Promise<number> {
   const transport = o.transport ?? "argo";
   if (transport !== "argo" && transport !== "foreign") {
     say(`--transport must be argo or foreign, not "${transport}"`);
+    return 2;
+  }
+  const bus = o.bus ?? "mmio";
+  if (bus !== "mmio" && bus !== "pci") {
+    say(`--bus must be mmio or pci, not "${bus}"`);
     return 2;
   }
   let assets;
@@ -50,12 +56,13 @@ export async function runLinux(o: LinuxCliOptions): Promise<number> {
   const backend = hv.createDomain({ name: "backend", label: "backend_t", memoryBytes: 96 * MIB });
   const image = o.disk ? { path: o.disk } : new Uint8Array(64 * MIB);
   const t = transport as "argo" | "foreign";
+  const b = bus as "mmio" | "pci";
   const devices: LinuxDeviceSpec[] = [
-    { type: "blk", backend, transport: t, options: { blk: { image, readOnly: !!o.ro } } },
-    { type: "console", backend, transport: t, options: { console: { onOutput: (b) => process.stderr.write(b) } } },
-    { type: "rng", backend, transport: t },
+    { type: "blk", backend, transport: t, bus: b, options: { blk: { image, readOnly: !!o.ro } } },
+    { type: "console", backend, transport: t, bus: b, options: { console: { onOutput: (bytes) => process.stderr.write(bytes) } } },
+    { type: "rng", backend, transport: t, bus: b },
   ];
-  say(`disk ${o.disk ?? "in memory, 64 MiB of zeros"}${o.ro ? " (read-only)" : ""}, transport ${transport}, policy ${policyFile}`);
+  say(`disk ${o.disk ?? "in memory, 64 MiB of zeros"}${o.ro ? " (read-only)" : ""}, transport ${transport}, bus ${bus}, policy ${policyFile}`);
   const interactive = o.run === undefined;
   if (interactive) say("booting; the serial console follows. Ctrl-A x quits.");
   const guest = await LinuxGuest.start(hv, ts, {

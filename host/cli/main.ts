@@ -54,11 +54,12 @@ export async function main(argv: string[]): Promise<number> {
     .option("--disk <file>", "disk image for /dev/vda (default: 64 MiB of zeros in memory)")
     .option("--ro", "make the disk read-only (the policy may also require it)")
     .option("--transport <name>", "argo (no shared memory) or foreign (the backend maps all of the guest)", "argo")
+    .option("--bus <name>", "mmio (virtio-mmio, enumerated by ACPI) or pci (modern virtio-pci)", "mmio")
     .option("--policy <file>", "policy file instead of policies/linux.yaml")
     .option("--run <command>", "run a shell command in the guest, print its output, exit with its status")
     .option("--fetch", "only fetch the kernel, busybox and SeaBIOS from Debian's archive into the cache")
     .option("--verbose", "show the boot console on stderr")
-    .action(async (opts: { disk?: string; ro?: boolean; transport?: string; policy?: string; run?: string; fetch?: boolean; verbose?: boolean }) => {
+    .action(async (opts: { disk?: string; ro?: boolean; transport?: string; bus?: string; policy?: string; run?: string; fetch?: boolean; verbose?: boolean }) => {
       const { runLinux } = await import("./linux.ts");
       code = await runLinux(opts);
     });
