@@ -46,6 +46,6 @@ export type { QueuePair } from "./transport/split-sides.ts";
 export type { QueueSink } from "./transport/frontend.ts";
 export type { CpioFile } from "./linux/initramfs.ts";
 export type { BridgeDeviceInfo } from "./linux/bridge.ts";
-export { VirtioPciDevice, VirtioPciBus, type PciFunction, type PciFunctionConfig, type PciAttach, type PciCpu } from "./linux/virtio-pci.ts";
+export { VirtioPciDevice, VirtioPciBus, type PciFunction, type PciFunctionConfig, type PciAttach, type PciCpu, type V86Pci } from "./linux/virtio-pci.ts";
 export { IrqLines, type IrqChip } from "./linux/irq.ts";
 export type { VsockHeader } from "./devices/vsock/layout.ts";
