@@ -43,7 +43,7 @@ export const MMIO_MAGIC = 0x74726976; // "virt"
 
 export class VirtioMmioDevice {
   readonly bridge: VirtioBridge;
-  readonly stats = { reads: 0, writes: 0, faults: 0 };
+  readonly stats = { reads: 0, writes: 0 };
   private deviceFeaturesSel = 0;
   private driverFeaturesSel = 0;
   private queueSel = 0;
@@ -55,32 +55,21 @@ export class VirtioMmioDevice {
   /** A guest read of `size` bytes at window offset `off`. Never throws into the emulator. */
   read(off: number, size: 1 | 4): number {
     this.stats.reads++;
-    try {
+    return this.bridge.guard(() => {
       if (off >= Reg.Config) return this.bridge.readConfig(off - Reg.Config, size);
       if (size !== 4 || (off & 3) !== 0) return this.bridge.ignore(0);
       return this.readReg(off) >>> 0;
-    } catch {
-      return this.fault(0);
-    }
+    }, 0);
   }
 
   /** A guest write. Never throws into the emulator. */
   write(off: number, size: 1 | 4, value: number): void {
     this.stats.writes++;
-    try {
+    this.bridge.guard(() => {
       if (off >= Reg.Config) return this.bridge.writeConfig(off - Reg.Config, size, value);
       if (size !== 4 || (off & 3) !== 0) return this.bridge.ignore(undefined);
       this.writeReg(off, value >>> 0);
-    } catch {
-      this.fault(undefined);
-    }
-  }
-
-  /** A bug of ours, not the guest's: the device says it needs a reset instead of taking the emulator down. */
-  private fault<T>(v: T): T {
-    this.stats.faults++;
-    this.bridge.needsReset();
-    return v;
+    }, undefined);
   }
 
   private readReg(off: number): number {
