@@ -1,0 +1,48 @@
+// A hostile frontend sends one more fragment for a request the backend has already handed
+// to its device model. Failing that request on the spot would free (and, with the
+// backend's spare buffers, hand out again) a buffer the model still reads and writes, and
+// queue the request's record a second time. The fragment is refused; the request completes
+// once, when the model serves it.
+import { describe, expect, it } from "vitest";
+import { world, Requester } from "./helpers.ts";
+import { EchoModel } from "./echo-model.ts";
+import { MSG_DATA, encodeData, KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/wire.ts";
+
+describe("hostile frontend: a fragment after the last one", () => {
+  it("is refused while the model holds the request; its buffer is not handed to the next request", async () => {
+    const model = new EchoModel();
+    const w = world({ model });
+    await w.fe.negotiate(1n);
+    await new Requester(w.fe).setup(0, 64);
+    await w.fe.driverOk();
+    const k = w.ts.kernel(w.guest);
+    const buf = k.heap.alloc(4096);
+    const dv = new DataView(w.guest.memory.buffer);
+    const send = (h: Parameters<typeof encodeData>[2], payload: number) => {
+      encodeData(dv, buf, h);
+      return k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, 24 + payload, MSG_DATA, w.pair.entry.frontendPort);
+    };
+    const server = w.pair.server;
+    const pending = (server as unknown as { pending: Map<number, { gpa: number }> }).pending;
+    // A first request that the backend completes and recycles, so that spare buffers exist.
+    send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 0, requestId: 6, offset: 0, total: 16, writable: 16 }, 16);
+    await new Promise((r) => setImmediate(r));
+    expect(server.stats.completions).toBe(1);
+    model.hold = true;
+    expect(send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 0, requestId: 7, offset: 0, total: 16, writable: 16 }, 16)).toBeGreaterThan(0);
+    await new Promise((r) => setImmediate(r));
+    expect(pending.has(7)).toBe(true); // with the model
+    const errors = server.stats.protocolErrors;
+    send({ kind: KIND_REQUEST, flags: FLAG_LAST, queue: 0, requestId: 7, offset: 0, total: 16, writable: 16 }, 16);
+    await new Promise((r) => setImmediate(r));
+    expect(server.stats.protocolErrors).toBe(errors + 1);
+    expect(server.stats.completions).toBe(1); // not failed under the model
+    send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 0, requestId: 8, offset: 0, total: 16, writable: 16 }, 16);
+    await new Promise((r) => setImmediate(r));
+    expect(pending.get(8)!.gpa).not.toBe(pending.get(7)!.gpa);
+    model.release();
+    await new Promise((r) => setImmediate(r));
+    expect(server.stats.completions).toBe(3);
+    expect(pending.size).toBe(0);
+  });
+});
