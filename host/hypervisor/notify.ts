@@ -23,13 +23,15 @@ export interface RingDataEnt {
  * hypervisor to wake every sender whose wanted space is now free on its rings.
  */
 export function notifyCheckPending(hv: Hypervisor, d: Domain): void {
-  const woken: number[] = [];
+  // Every consuming receiver calls this once per drain, and almost always no sender
+  // waits: the list of senders to wake is made only when one does.
+  let woken: number[] | null = null;
   for (const ring of hv.argoOf(d)!.rings.values()) {
     if (ring.pending.length === 0) continue;
     const space = d.engine.argoPayloadSpace(ring.ringGpa, ring.len, ring.txPtr);
-    if (space) pendingFind(hv, ring, space, woken);
+    if (space) pendingFind(hv, ring, space, (woken ??= []));
   }
-  for (const domid of woken) hv.domainById(domid)?.raiseVirq();
+  if (woken !== null) for (const domid of woken) hv.domainById(domid)?.raiseVirq();
 }
 
 /** The non-guest-memory part of notify: -ENODEV, then wake waiters. */
