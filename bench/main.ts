@@ -2,7 +2,7 @@
 // result sits beside its reference (memcpy, allow-all policy) measured in the same run.
 //   npm run bench -- [--quick] [--json FILE] [--out DIR]
 import { writeFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { cpus } from "node:os";
 import { runArgoBench, argoTable, runPolicyOverheadBench } from "./argo.ts";
 import { runPolicyBench, policyTable } from "./policy.ts";
@@ -83,7 +83,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   };
   const md = `# virtio-argo benchmark (${opts.quick ? "quick" : "full"}, ${started})\n\n${sections.join("\n\n")}\n`;
   console.log(md);
-  if (opts.json) writeFileSync(opts.json, JSON.stringify(doc, null, 2));
+  if (opts.json) {
+    mkdirSync(dirname(opts.json), { recursive: true });
+    writeFileSync(opts.json, JSON.stringify(doc, null, 2));
+  }
   if (opts.out) {
     mkdirSync(opts.out, { recursive: true });
     writeFileSync(join(opts.out, "bench.md"), md);
