@@ -7,21 +7,10 @@ import { Mac, Policy } from "../../host/mac/index.ts";
 import { EAGAIN } from "../../host/mac/errors.ts";
 import { RateLimiter } from "../../host/mac/ratelimit.ts";
 import { onePair, subject } from "./helpers.ts";
+import { rng as prng } from "../faults/helpers.ts";
 
 const quiet = { log: () => {} };
 const rated = (mps: number, burst: number) => onePair("send", `    limits: { rate: { messages_per_second: ${mps}, burst: ${burst} } }\n`);
-
-/** mulberry32: a small seeded PRNG, so that a failure is replayable from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("rate limit: prepaid tokens", () => {
   it("a rate-limited pair reads the clock once per 64 sends (burst 1024), not once per send", () => {

@@ -7,6 +7,7 @@ import { GuestTransport } from "../../host/transport/guest-transport.ts";
 import type { ArgoFrontend } from "../../host/transport/frontend.ts";
 import type { DriverQueue, GuestVirtioDevice, VirtioDeviceModel } from "../../host/devices/types.ts";
 import { EchoModel } from "./echo-model.ts";
+import { DATA_HEADER_SIZE, MSG_DATA, encodeData, type DataHeader } from "../../host/transport/wire.ts";
 
 export const POLICY = `
 domains: [guest_t, backend_t, stranger_t]
@@ -41,6 +42,24 @@ export function world(opts: { ringLen?: number; model?: VirtioDeviceModel } = {}
   if (!Array.isArray(probed)) throw new Error(`probe: ${JSON.stringify(probed)}`);
   const fe = gt.devices.get(pair.entry.devNum)!;
   return { hv, ts, guest, backend, model, pair, gt, fe };
+}
+
+/**
+ * A hostile frontend's raw data messages: `send(header, payloadLen)` puts an encoded data
+ * header (and `payloadLen` bytes after it, whatever the buffer holds) on the backend's
+ * ring, past the ArgoFrontend, after a driver set queue 0 up (64 entries).
+ */
+export async function rawDataSender(w: World): Promise<(h: DataHeader, payloadLen?: number) => number> {
+  await w.fe.negotiate(1n);
+  await new Requester(w.fe).setup(0, 64);
+  await w.fe.driverOk();
+  const k = w.ts.kernel(w.guest);
+  const buf = k.heap.alloc(4096);
+  const dv = new DataView(w.guest.memory.buffer);
+  return (h, payloadLen = 0) => {
+    encodeData(dv, buf, h);
+    return k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, DATA_HEADER_SIZE + payloadLen, MSG_DATA, w.pair.entry.frontendPort);
+  };
 }
 
 /** Lets microtask-driven VIRQ delivery run until `cond` holds (bounded). */

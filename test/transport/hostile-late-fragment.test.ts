@@ -4,24 +4,15 @@
 // queue the request's record a second time. The fragment is refused; the request completes
 // once, when the model serves it.
 import { describe, expect, it } from "vitest";
-import { world, Requester } from "./helpers.ts";
+import { world, rawDataSender } from "./helpers.ts";
 import { EchoModel } from "./echo-model.ts";
-import { MSG_DATA, encodeData, KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/wire.ts";
+import { KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/wire.ts";
 
 describe("hostile frontend: a fragment after the last one", () => {
   it("is refused while the model holds the request; its buffer is not handed to the next request", async () => {
     const model = new EchoModel();
     const w = world({ model });
-    await w.fe.negotiate(1n);
-    await new Requester(w.fe).setup(0, 64);
-    await w.fe.driverOk();
-    const k = w.ts.kernel(w.guest);
-    const buf = k.heap.alloc(4096);
-    const dv = new DataView(w.guest.memory.buffer);
-    const send = (h: Parameters<typeof encodeData>[2], payload: number) => {
-      encodeData(dv, buf, h);
-      return k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, 24 + payload, MSG_DATA, w.pair.entry.frontendPort);
-    };
+    const send = await rawDataSender(w);
     const server = w.pair.server;
     const pending = (server as unknown as { pending: Map<number, { gpa: number }> }).pending;
     // A first request that the backend completes and recycles, so that spare buffers exist.

@@ -2,7 +2,7 @@
 // never throws, never serves garbage as a request, and keeps serving honest traffic.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { world, settle, Requester, xor5a } from "./helpers.ts";
+import { world, settle, Requester, xor5a, rawDataSender } from "./helpers.ts";
 import { EchoModel } from "./echo-model.ts";
 import { GuestTransport } from "../../host/transport/guest-transport.ts";
 import { pattern } from "../argo/helpers.ts";
@@ -40,16 +40,7 @@ describe("hostile frontend", () => {
 
   it("requests for absent queues, oversized requests and out-of-order fragments are failed back, not served", async () => {
     const w = world();
-    await w.fe.negotiate(1n);
-    await new Requester(w.fe).setup(0, 64);
-    await w.fe.driverOk();
-    const k = w.ts.kernel(w.guest);
-    const buf = k.heap.alloc(4096);
-    const dv = new DataView(w.guest.memory.buffer);
-    const send = (h: Parameters<typeof encodeData>[2], payload = 0) => {
-      encodeData(dv, buf, h);
-      return k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, 24 + payload, MSG_DATA, w.pair.entry.frontendPort);
-    };
+    const send = await rawDataSender(w);
     const served = w.model.served;
     send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 5, requestId: 1, offset: 0, total: 0, writable: 8 });
     send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 0, requestId: 2, offset: 0, total: 0, writable: 64 << 20 });
