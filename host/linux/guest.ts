@@ -225,6 +225,15 @@ export class LinuxGuest {
     const region = vmmRegion(this.ramBytes);
     const heap = new GuestHeap(lo + region.end, lo + region.start);
     const argo = new GuestArgo(this.domain, heap);
+    // Pairs the policy refused were left out of the SSDT; now that the domain exists, each
+    // refusal goes to the audit log like any refused attach (the toolstack's own check).
+    for (const { spec } of this.denied) {
+      try {
+        this.toolstack.admitModel({ type: spec.type, frontend: this.domain, backend: spec.backend, options: spec.options });
+      } catch (e) {
+        if (!(e instanceof PairDenied)) throw e;
+      }
+    }
     const irq = new IrqLines(cpu);
     const pciBus = new VirtioPciBus(cpu as unknown as PciCpu, irq); // virtio-pci (issue 18)
     specs.forEach((spec, i) => {

@@ -99,6 +99,8 @@ linux("a Linux guest's own virtio drivers over VirtIO-Argo", () => {
     const lines = section(r.output, "devices").trim().split("\n").sort();
     expect(lines).toEqual(["0x0002 virtio_blk", "0x0002 virtio_blk", "0x0002 virtio_blk", "0x0003 virtio_console", "0x0004 virtio_rng"].sort());
     expect(g.denied.map((d) => `${d.spec.type}:${d.spec.backend.label}`)).toEqual(["rng:backend_ro_t"]);
+    const refused = hv.audit.entries().filter((e) => e.perm === "device_attach");
+    expect(refused.map((e) => `${e.tclass}:${e.tcontext}:d${e.srcDomid}`)).toEqual([`rng:backend_ro_t:d${g.domain.domid}`]);
   });
 
   it("reads /dev/vda with the md5 of the backend's image, every byte copied by the hypervisor", () => {
