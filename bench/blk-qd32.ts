@@ -35,7 +35,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const at = args.indexOf("--rounds");
   const rounds = at >= 0 ? Number(args[at + 1]) : 4000;
-  const names = args.filter((a, i) => (TRANSPORTS as readonly string[]).includes(a) && i !== at + 1) as TransportName[];
+  const names = args.filter((a, i) => (TRANSPORTS as readonly string[]).includes(a) && (at < 0 || i !== at + 1)) as TransportName[];
   for (const t of names.length ? names : (["argo"] as TransportName[])) {
     const r = await run(t, rounds);
     console.log(`${t} blk 4 KiB QD32: read ${Math.round(r.read)} req/s, write ${Math.round(r.write)} req/s (${rounds * QD} requests per op)`);
