@@ -7,9 +7,9 @@
 // nothing next to the emulated CPU and the Argo copies).
 import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import { Policy } from "../host/mac/index.ts";
-import { Toolstack } from "../host/transport/toolstack.ts";
+import { Toolstack } from "../host/transport/bus/toolstack.ts";
 import { LinuxGuest } from "../host/linux/guest.ts";
-import { AssetsUnavailable, linuxAssets } from "../host/linux/assets.ts";
+import { AssetsUnavailable, linuxAssets } from "../host/linux/boot/assets.ts";
 
 const MIB = 1 << 20;
 const rounds = Math.max(1, Number(process.argv[2] ?? 5));

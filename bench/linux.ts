@@ -5,9 +5,9 @@
 //   npx tsx bench/linux.ts [--quick]
 import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import { Policy } from "../host/mac/index.ts";
-import { Toolstack } from "../host/transport/toolstack.ts";
+import { Toolstack } from "../host/transport/bus/toolstack.ts";
 import { LinuxGuest } from "../host/linux/guest.ts";
-import { AssetsUnavailable, linuxAssets } from "../host/linux/assets.ts";
+import { AssetsUnavailable, linuxAssets } from "../host/linux/boot/assets.ts";
 import type { ReportSection } from "./report.ts";
 
 const MIB = 1 << 20;

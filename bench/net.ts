@@ -9,8 +9,8 @@
 import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import type { Domain } from "../host/hypervisor/domain.ts";
 import { Policy } from "../host/mac/index.ts";
-import { Toolstack } from "../host/transport/toolstack.ts";
-import { GuestTransport } from "../host/transport/guest-transport.ts";
+import { Toolstack } from "../host/transport/bus/toolstack.ts";
+import { GuestTransport } from "../host/transport/bus/guest-transport.ts";
 import { NetDriver, VsockDriver, type GuestVirtioDevice, type NetModel, type VsockStream } from "../host/devices/index.ts";
 import { ETH_HLEN, macToNumber, writeMac } from "../host/devices/net/layout.ts";
 import { VMADDR_CID_HOST } from "../host/devices/vsock/layout.ts";

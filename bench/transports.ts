@@ -3,8 +3,8 @@
 // domain. Benchmarks only see a GuestVirtioDevice and an exposure count.
 import { Hypervisor } from "../host/hypervisor/hypervisor.ts";
 import { Policy } from "../host/mac/index.ts";
-import { Toolstack } from "../host/transport/toolstack.ts";
-import { GuestTransport } from "../host/transport/guest-transport.ts";
+import { Toolstack } from "../host/transport/bus/toolstack.ts";
+import { GuestTransport } from "../host/transport/bus/guest-transport.ts";
 import type { DeviceTypeName, GuestVirtioDevice, VirtioDeviceModel } from "../host/devices/types.ts";
 
 export const TRANSPORTS = ["argo", "grant", "foreign", "bounce"] as const;

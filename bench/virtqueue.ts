@@ -4,8 +4,8 @@
 //   npx tsx bench/virtqueue.ts [--quick]
 import { Bench } from "tinybench";
 import { GuestHeap } from "../host/guest/heap.ts";
-import { allocSplit, vringEngine } from "../host/transport/split-sides.ts";
-import { allocPacked } from "../host/transport/packed-sides.ts";
+import { allocSplit, vringEngine } from "../host/transport/vring/split-sides.ts";
+import { allocPacked } from "../host/transport/vring/packed-sides.ts";
 
 export interface VirtqueueRow {
   format: "split" | "packed";

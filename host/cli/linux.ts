@@ -4,9 +4,9 @@
 // and exits with its status.
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { Policy } from "../mac/index.ts";
-import { Toolstack } from "../transport/toolstack.ts";
+import { Toolstack } from "../transport/bus/toolstack.ts";
 import { LinuxGuest, type LinuxDeviceSpec } from "../linux/guest.ts";
-import { AssetsUnavailable, linuxAssets } from "../linux/assets.ts";
+import { AssetsUnavailable, linuxAssets } from "../linux/boot/assets.ts";
 import { policyPath } from "./paths.ts";
 
 export interface LinuxCliOptions {

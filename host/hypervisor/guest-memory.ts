@@ -122,7 +122,7 @@ const SMALL_COPY = 256;
  * Copies `len` bytes from one domain's memory to another's (or within one): the only
  * way bytes cross a domain boundary on the Argo path. Callers have bounds-checked both
  * ranges. Small aligned copies use a Float64Array word loop (V8 keeps NaN bit patterns;
- * test/argo/copy.test.ts checks it), the rest a native memcpy, so no call allocates.
+ * test/argo/argo.test.ts "copies NaN bit patterns exactly" checks it), the rest a native memcpy, so no call allocates.
  */
 export function copyBetween(src: GuestMemory, srcOff: number, dst: GuestMemory, dstOff: number, len: number): void {
   if (len <= SMALL_COPY) {

@@ -7,13 +7,13 @@
 // write are ignored or set DEVICE_NEEDS_RESET; nothing a guest writes throws or reaches
 // outside the guest's RAM (queue areas are checked against it here, descriptor
 // addresses by the Wasm DMA window).
-import type { QueueSink } from "../transport/frontend.ts";
-import { TransportError } from "../transport/control-client.ts";
-import { words } from "../transport/control.ts";
-import { Ctrl } from "../transport/wire.ts";
-import { splitDeviceAt } from "../transport/split-sides.ts";
-import { packedDeviceAt } from "../transport/packed-sides.ts";
-import type { DeviceSide } from "../transport/queue-sides.ts";
+import type { QueueSink } from "../transport/argo/frontend.ts";
+import { TransportError } from "../transport/argo/control-client.ts";
+import { words } from "../transport/argo/control.ts";
+import { Ctrl } from "../transport/argo/wire.ts";
+import { splitDeviceAt } from "../transport/vring/split-sides.ts";
+import { packedDeviceAt } from "../transport/vring/packed-sides.ts";
+import type { DeviceSide } from "../transport/vring/queue-sides.ts";
 import { HeapLease, type GuestHeap } from "../guest/heap.ts";
 import { viewsOf, type MemoryViews } from "../guest/views.ts";
 import {

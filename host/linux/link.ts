@@ -4,11 +4,11 @@
 // hypervisor copy) and `foreign` (the classic baseline: the backend maps all of the
 // guest and serves its vrings in place), so the same guest can be measured on both.
 import type { DeviceEnv, DeviceQueue, VirtioDeviceModel } from "../devices/types.ts";
-import type { ArgoFrontend, QueueSink } from "../transport/frontend.ts";
-import { ControlEndpoint } from "../transport/control.ts";
-import { TransportError } from "../transport/control-client.ts";
-import { ABSENT_QUEUE, SideDeviceQueue } from "../transport/device-queue.ts";
-import type { DeviceSide } from "../transport/queue-sides.ts";
+import type { ArgoFrontend, QueueSink } from "../transport/argo/frontend.ts";
+import { ControlEndpoint } from "../transport/argo/control.ts";
+import { TransportError } from "../transport/argo/control-client.ts";
+import { ABSENT_QUEUE, SideDeviceQueue } from "../transport/vring/device-queue.ts";
+import type { DeviceSide } from "../transport/vring/queue-sides.ts";
 import { viewsOf } from "../guest/views.ts";
 
 export interface DeviceLink {

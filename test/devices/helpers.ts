@@ -4,8 +4,8 @@
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import type { Domain } from "../../host/hypervisor/domain.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { Toolstack, type DevicePairSpec } from "../../host/transport/toolstack.ts";
-import { GuestTransport } from "../../host/transport/guest-transport.ts";
+import { Toolstack, type DevicePairSpec } from "../../host/transport/bus/toolstack.ts";
+import { GuestTransport } from "../../host/transport/bus/guest-transport.ts";
 import type { DeviceTypeName, DriverQueue, GuestVirtioDevice, VirtioDeviceModel } from "../../host/devices/types.ts";
 import { settle } from "../transport/helpers.ts";
 

@@ -12,7 +12,7 @@
 //   - interrupts: split 2.7.7.2 (NO_INTERRUPT without EVENT_IDX, used_event with it),
 //     packed 2.8.10 (DISABLE, ENABLE, DESC at off/wrap), the DESC case decided by walking
 //     the positions written one by one.
-import { vringEngine, VRING_ERRORS, type VringEngine } from "../../host/transport/split-sides.ts";
+import { vringEngine, VRING_ERRORS, type VringEngine } from "../../host/transport/vring/split-sides.ts";
 import { FuzzFailure, Prng } from "./prng.ts";
 import { AVAIL, INDIRECT, NEXT, USED, WRITE } from "../vring/flags.ts";
 const FEATURE_EVENT_IDX = 1;

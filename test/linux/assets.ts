@@ -1,6 +1,6 @@
 // The Linux guest's assets for tests: the cache, else a fetch from Debian's archive
 // (what .ci/run does first), else null with the reason, which the suite prints on one line.
-import { AssetsUnavailable, linuxAssets, type LinuxAssets } from "../../host/linux/assets.ts";
+import { AssetsUnavailable, linuxAssets, type LinuxAssets } from "../../host/linux/boot/assets.ts";
 
 let memo: LinuxAssets | string | undefined;
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import type { Domain } from "../../host/hypervisor/domain.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { Toolstack } from "../../host/transport/toolstack.ts";
+import { Toolstack } from "../../host/transport/bus/toolstack.ts";
 import { LinuxGuest, type LinuxRunResult } from "../../host/linux/guest.ts";
 import { testAssets } from "./assets.ts";
 import { destroyBackendMidDd, md5, patterned, section } from "./helpers.ts";

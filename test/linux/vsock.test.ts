@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { Toolstack } from "../../host/transport/toolstack.ts";
+import { Toolstack } from "../../host/transport/bus/toolstack.ts";
 import { LinuxGuest, type LinuxRunResult } from "../../host/linux/guest.ts";
 import { testAssets } from "./assets.ts";
 

@@ -3,10 +3,10 @@
 import { describe, expect, it } from "vitest";
 import { world, settle, Requester, xor5a } from "./helpers.ts";
 import { pattern } from "../argo/helpers.ts";
-import { PairDenied, Toolstack } from "../../host/transport/toolstack.ts";
+import { PairDenied, Toolstack } from "../../host/transport/bus/toolstack.ts";
 import { EchoModel } from "./echo-model.ts";
 import { STATUS_NEEDS_RESET } from "../../host/devices/types.ts";
-import { encodeData, KIND_COMPLETION, FLAG_FIRST, FLAG_LAST, MSG_DATA, DATA_HEADER_SIZE } from "../../host/transport/wire.ts";
+import { encodeData, KIND_COMPLETION, FLAG_FIRST, FLAG_LAST, MSG_DATA, DATA_HEADER_SIZE } from "../../host/transport/argo/wire.ts";
 
 async function ready(w: ReturnType<typeof world>, size = 64): Promise<Requester> {
   const accepted = await w.fe.negotiate(1n);

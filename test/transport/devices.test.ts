@@ -4,12 +4,12 @@ import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { Toolstack } from "../../host/transport/toolstack.ts";
-import { GuestTransport } from "../../host/transport/guest-transport.ts";
+import { Toolstack } from "../../host/transport/bus/toolstack.ts";
+import { GuestTransport } from "../../host/transport/bus/guest-transport.ts";
 import { BlkDriver, BlkModel, ConsoleDriver, RngDriver, type ConsoleModel, type GuestVirtioDevice, type VirtioDeviceModel } from "../../host/devices/index.ts";
-import type { DevicePairSpec } from "../../host/transport/toolstack.ts";
+import type { DevicePairSpec } from "../../host/transport/bus/toolstack.ts";
 import { VIRTIO_F_RING_PACKED } from "../../host/devices/types.ts";
-import type { ArgoFrontend } from "../../host/transport/frontend.ts";
+import type { ArgoFrontend } from "../../host/transport/argo/frontend.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
 import { settle } from "./helpers.ts";
 

@@ -2,7 +2,7 @@
 // an error value naming what is wrong, never an out-of-bounds read.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { parseTable, writeTable, tableSize, TABLE_HEADER_SIZE, type DeviceEntry } from "../../host/transport/enumeration.ts";
+import { parseTable, writeTable, tableSize, TABLE_HEADER_SIZE, type DeviceEntry } from "../../host/transport/bus/enumeration.ts";
 
 const entry = (devNum: number): DeviceEntry => ({
   devNum, virtioType: 2, backendDomid: 3, flags: 0, frontendPort: 0x10001 + devNum * 2, backendPort: 0x10000 + devNum * 2, ringLen: 4096, maxMessage: 4064,

@@ -2,12 +2,12 @@
 // push requests through a GuestVirtioDevice and await their completions.
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { Toolstack, type DevicePair } from "../../host/transport/toolstack.ts";
-import { GuestTransport } from "../../host/transport/guest-transport.ts";
-import type { ArgoFrontend } from "../../host/transport/frontend.ts";
+import { Toolstack, type DevicePair } from "../../host/transport/bus/toolstack.ts";
+import { GuestTransport } from "../../host/transport/bus/guest-transport.ts";
+import type { ArgoFrontend } from "../../host/transport/argo/frontend.ts";
 import type { DriverQueue, GuestVirtioDevice, VirtioDeviceModel } from "../../host/devices/types.ts";
 import { EchoModel } from "./echo-model.ts";
-import { DATA_HEADER_SIZE, MSG_DATA, encodeData, type DataHeader } from "../../host/transport/wire.ts";
+import { DATA_HEADER_SIZE, MSG_DATA, encodeData, type DataHeader } from "../../host/transport/argo/wire.ts";
 
 export const POLICY = `
 domains: [guest_t, backend_t, stranger_t]

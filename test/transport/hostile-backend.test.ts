@@ -3,8 +3,8 @@
 // TransportError; none throws a RangeError inside the frontend's VIRQ handler.
 import { describe, expect, it } from "vitest";
 import { world, settle } from "./helpers.ts";
-import { CONTROL_HEADER_SIZE, CTRL_RESPONSE, Ctrl, MSG_CONTROL, decodeControl, encodeControl, type ControlHeader } from "../../host/transport/wire.ts";
-import { TransportError } from "../../host/transport/control-client.ts";
+import { CONTROL_HEADER_SIZE, CTRL_RESPONSE, Ctrl, MSG_CONTROL, decodeControl, encodeControl, type ControlHeader } from "../../host/transport/argo/wire.ts";
+import { TransportError } from "../../host/transport/argo/control-client.ts";
 import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
 
 /** Replaces the pair's backend by one that answers each request with `answer(msgId)` (payload bytes, and the msg id to reply with). */

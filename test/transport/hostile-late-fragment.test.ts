@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { world, rawDataSender } from "./helpers.ts";
 import { EchoModel } from "./echo-model.ts";
-import { KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/wire.ts";
+import { KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/argo/wire.ts";
 
 describe("hostile frontend: a fragment after the last one", () => {
   it("is refused while the model holds the request; its buffer is not handed to the next request", async () => {

@@ -4,9 +4,9 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { world, settle, Requester, xor5a, rawDataSender } from "./helpers.ts";
 import { EchoModel } from "./echo-model.ts";
-import { GuestTransport } from "../../host/transport/guest-transport.ts";
+import { GuestTransport } from "../../host/transport/bus/guest-transport.ts";
 import { pattern } from "../argo/helpers.ts";
-import { MSG_CONTROL, MSG_DATA, MSG_BUS, encodeData, KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/wire.ts";
+import { MSG_CONTROL, MSG_DATA, MSG_BUS, encodeData, KIND_REQUEST, FLAG_FIRST, FLAG_LAST } from "../../host/transport/argo/wire.ts";
 
 describe("hostile frontend", () => {
   it("random message bodies of every type are rejected and counted; service continues", async () => {
@@ -103,8 +103,8 @@ describe("hostile backend: bus flooding", () => {
     const k = w.ts.kernel(w.backend);
     const buf = k.heap.alloc(4096);
     const dv = new DataView(w.backend.memory.buffer);
-    const { writeEntry } = await import("../../host/transport/enumeration.ts");
-    const { BUS_PORT, BUS_DEVICE_READY, BUS_MESSAGE_SIZE } = await import("../../host/transport/wire.ts");
+    const { writeEntry } = await import("../../host/transport/bus/enumeration.ts");
+    const { BUS_PORT, BUS_DEVICE_READY, BUS_MESSAGE_SIZE } = await import("../../host/transport/argo/wire.ts");
     for (let n = 100; n < 300; n++) {
       dv.setUint32(buf, BUS_DEVICE_READY, true);
       writeEntry(dv, buf + 4, { ...w.pair.entry, devNum: n, frontendPort: 0x40000 + 2 * n, backendPort: 0x40001 + 2 * n });

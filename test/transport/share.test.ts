@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { Toolstack, type ShareTransportName } from "../../host/transport/toolstack.ts";
+import { Toolstack, type ShareTransportName } from "../../host/transport/bus/toolstack.ts";
 import { BlkDriver, BlkModel, ConsoleDriver, ConsoleModel } from "../../host/devices/index.ts";
 import { VIRTIO_BLK_S_OK, VIRTIO_BLK_T_IN } from "../../host/devices/blk/layout.ts";
 import { GNTST_busy, GNTST_okay } from "../../host/hypervisor/grant.ts";

@@ -2,8 +2,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { oracleOutput } from "../oracle/compile.ts";
-import { vringNeedEvent, splitQueue } from "../../host/transport/split-sides.ts";
-import { ChainBuffers } from "../../host/transport/queue-sides.ts";
+import { vringNeedEvent, splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { ChainBuffers } from "../../host/transport/vring/queue-sides.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";
 import { instantiate } from "../../host/wasm.ts";
 

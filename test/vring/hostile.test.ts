@@ -4,9 +4,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { GuestHeap } from "../../host/guest/heap.ts";
-import { packedQueue } from "../../host/transport/packed-sides.ts";
-import { splitQueue } from "../../host/transport/split-sides.ts";
-import { ChainBuffers } from "../../host/transport/queue-sides.ts";
+import { packedQueue } from "../../host/transport/vring/packed-sides.ts";
+import { splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { ChainBuffers } from "../../host/transport/vring/queue-sides.ts";
 
 const AVAIL = 1 << 7;
 const USED = 1 << 15;

@@ -5,9 +5,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { GuestHeap } from "../../host/guest/heap.ts";
-import { splitQueue } from "../../host/transport/split-sides.ts";
-import { packedQueue } from "../../host/transport/packed-sides.ts";
-import { ChainBuffers, type DeviceSide, type DriverSide } from "../../host/transport/queue-sides.ts";
+import { splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { packedQueue } from "../../host/transport/vring/packed-sides.ts";
+import { ChainBuffers, type DeviceSide, type DriverSide } from "../../host/transport/vring/queue-sides.ts";
 
 type Format = "split" | "packed" | "packed-in-order";
 

@@ -5,9 +5,9 @@
 // the whole ring, and split honours the flags words when EVENT_IDX is off.
 import { describe, expect, it } from "vitest";
 import { GuestHeap } from "../../host/guest/heap.ts";
-import { packedQueue } from "../../host/transport/packed-sides.ts";
-import { splitQueue } from "../../host/transport/split-sides.ts";
-import { ChainBuffers } from "../../host/transport/queue-sides.ts";
+import { packedQueue } from "../../host/transport/vring/packed-sides.ts";
+import { splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { ChainBuffers } from "../../host/transport/vring/queue-sides.ts";
 import { AVAIL, EVENT_DESC, INDIRECT, NEXT, USED, WRITE } from "./flags.ts";
 
 function mem() {

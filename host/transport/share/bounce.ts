@@ -11,10 +11,10 @@ import type { UsedHandler } from "../../devices/types.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
 import { GuestHeap } from "../../guest/heap.ts";
 import { PAGE_SIZE } from "../../hypervisor/layout.ts";
-import { SideDeviceQueue } from "../device-queue.ts";
-import { GuestDriverQueue, type DmaOps } from "../guest-queue.ts";
-import { splitQueue } from "../split-sides.ts";
-import { packedQueue } from "../packed-sides.ts";
+import { SideDeviceQueue } from "../vring/device-queue.ts";
+import { GuestDriverQueue, type DmaOps } from "../vring/guest-queue.ts";
+import { splitQueue } from "../vring/split-sides.ts";
+import { packedQueue } from "../vring/packed-sides.ts";
 import { SharedDevice, type SharedDeviceConfig, type SharedQueue } from "./shared-device.ts";
 
 export const IO_TLB_SIZE = 2048;

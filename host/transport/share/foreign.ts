@@ -4,10 +4,10 @@
 import { viewsOf } from "../../guest/views.ts";
 import type { UsedHandler } from "../../devices/types.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
-import { SideDeviceQueue } from "../device-queue.ts";
-import { GuestDriverQueue } from "../guest-queue.ts";
-import { splitQueue } from "../split-sides.ts";
-import { packedQueue } from "../packed-sides.ts";
+import { SideDeviceQueue } from "../vring/device-queue.ts";
+import { GuestDriverQueue } from "../vring/guest-queue.ts";
+import { splitQueue } from "../vring/split-sides.ts";
+import { packedQueue } from "../vring/packed-sides.ts";
 import { SharedDevice, type SharedDeviceConfig, type SharedQueue } from "./shared-device.ts";
 
 export type ForeignConfig = SharedDeviceConfig;

@@ -13,10 +13,10 @@ import { VIRTIO_F_EVENT_IDX } from "../../devices/types.ts";
 import type { Domain } from "../../hypervisor/domain.ts";
 import { GNTST_busy, GNTST_general_error, GNTST_okay, type GrantMapping, type GrantTables } from "../../hypervisor/grant.ts";
 import { PAGE_SIZE } from "../../hypervisor/layout.ts";
-import { GuestDriverQueue, type DmaOps } from "../guest-queue.ts";
-import type { DeviceSide } from "../queue-sides.ts";
-import { ChainStream } from "../device-queue.ts";
-import { splitQueue } from "../split-sides.ts";
+import { GuestDriverQueue, type DmaOps } from "../vring/guest-queue.ts";
+import type { DeviceSide } from "../vring/queue-sides.ts";
+import { ChainStream } from "../vring/device-queue.ts";
+import { splitQueue } from "../vring/split-sides.ts";
 import { SharedDevice, type SharedDeviceConfig, type SharedQueue } from "./shared-device.ts";
 
 /** vringAdd flag: the address is a grant DMA handle. */

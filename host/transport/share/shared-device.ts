@@ -6,11 +6,11 @@
 import type { DeviceEnv, DeviceQueue, DriverQueue, GuestVirtioDevice, UsedHandler, VirtioDeviceModel } from "../../devices/types.ts";
 import { STATUS_NEEDS_RESET } from "../../devices/types.ts";
 import type { GuestHeap } from "../../guest/heap.ts";
-import { ControlEndpoint, words } from "../control.ts";
-import { Ctrl } from "../wire.ts";
-import { ControlClient, TransportError } from "../control-client.ts";
-import { ABSENT_QUEUE } from "../device-queue.ts";
-import type { GuestDriverQueue } from "../guest-queue.ts";
+import { ControlEndpoint, words } from "../argo/control.ts";
+import { Ctrl } from "../argo/wire.ts";
+import { ControlClient, TransportError } from "../argo/control-client.ts";
+import { ABSENT_QUEUE } from "../vring/device-queue.ts";
+import type { GuestDriverQueue } from "../vring/guest-queue.ts";
 
 export interface SharedDeviceConfig {
   /** The guest's memory, where its drivers allocate their buffers. */

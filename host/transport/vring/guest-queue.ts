@@ -1,7 +1,7 @@
 // DriverQueue for guest drivers, over the driver side of a vring in the guest's memory.
 // Transport-neutral: the transport calls interrupt() when the device signals used
 // buffers, and may mark heads as failed (the transport, not the device, failed them).
-import type { DriverQueue, GuestBuffer, UsedHandler } from "../devices/types.ts";
+import type { DriverQueue, GuestBuffer, UsedHandler } from "../../devices/types.ts";
 import type { DriverSide } from "./queue-sides.ts";
 
 /**

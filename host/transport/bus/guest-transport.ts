@@ -1,14 +1,14 @@
 // The guest's side of device discovery: parse the toolstack's device table, create a
 // frontend per device, and follow hotplug / unplug bus messages on the well-known port.
-import { DOMID_ANY } from "../hypervisor/layout.ts";
-import { READ_EMPTY } from "../hypervisor/engine.ts";
-import type { GuestRing } from "../guest/argo-driver.ts";
+import { DOMID_ANY } from "../../hypervisor/layout.ts";
+import { READ_EMPTY } from "../../hypervisor/engine.ts";
+import type { GuestRing } from "../../guest/argo-driver.ts";
 import { MAX_DEVICES, entryProblem, parseTable, readEntry, type DeviceEntry, type TableError } from "./enumeration.ts";
-import { ArgoFrontend } from "./frontend.ts";
+import { ArgoFrontend } from "../argo/frontend.ts";
 import { DEVICE_TABLE_GPA, type GuestKernel } from "./kernel.ts";
-import { QueueFactory } from "./shadow.ts";
-import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../devices/types.ts";
-import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
+import { QueueFactory } from "../vring/shadow.ts";
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
+import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "../argo/wire.ts";
 
 export type DeviceListener = (event: "ready" | "removed", frontend: ArgoFrontend) => void;
 

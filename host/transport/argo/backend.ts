@@ -10,24 +10,24 @@
 // buffer (2, within its own memory), so ring space is freed at once and device models
 // may complete out of order. Completions: hypervisor copy into the frontend's ring,
 // then the frontend's copy into the driver's buffers.
-import { viewsOf } from "../guest/views.ts";
-import type { GuestArgo, GuestRing } from "../guest/argo-driver.ts";
-import { GuestHeap } from "../guest/heap.ts";
-import { READ_EMPTY } from "../hypervisor/engine.ts";
-import { EAGAIN } from "../hypervisor/errno.ts";
-import { MSG_HEADER_SIZE, MSG_SLOT_SIZE } from "../hypervisor/layout.ts";
-import type { DeviceEntry } from "./enumeration.ts";
+import { viewsOf } from "../../guest/views.ts";
+import type { GuestArgo, GuestRing } from "../../guest/argo-driver.ts";
+import { GuestHeap } from "../../guest/heap.ts";
+import { READ_EMPTY } from "../../hypervisor/engine.ts";
+import { EAGAIN } from "../../hypervisor/errno.ts";
+import { MSG_HEADER_SIZE, MSG_SLOT_SIZE } from "../../hypervisor/layout.ts";
+import type { DeviceEntry } from "../bus/enumeration.ts";
 import {
   CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,
   FLAG_LAST, KIND_COMPLETION, KIND_REQUEST, MSG_CONTROL, MSG_DATA, decodeControl, decodeData,
   encodeData, type ControlHeader, type DataHeader,
 } from "./wire.ts";
 import { ControlEndpoint } from "./control.ts";
-import type { VirtioDeviceModel, DeviceEnv } from "../devices/types.ts";
-import { ShadowQueue, type QueueFactory } from "./shadow.ts";
+import type { VirtioDeviceModel, DeviceEnv } from "../../devices/types.ts";
+import { ShadowQueue, type QueueFactory } from "../vring/shadow.ts";
 import { ControlOutbox } from "./control-outbox.ts";
-import { releaseRing } from "./kernel.ts";
-import { ABSENT_QUEUE } from "./device-queue.ts";
+import { releaseRing } from "../bus/kernel.ts";
+import { ABSENT_QUEUE } from "../vring/device-queue.ts";
 
 export interface ArgoBackendConfig {
   /** The backend domain's Argo driver (shared by all devices it serves). */

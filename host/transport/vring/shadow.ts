@@ -1,8 +1,8 @@
 // Where transports get their virtqueues: a guest's vring seen from both sides (driver
 // and device), and the argo backend's shadow queues in its own memory.
-import { viewsOf, type MemoryViews } from "../guest/views.ts";
-import type { GuestHeap } from "../guest/heap.ts";
-import type { DeviceQueue } from "../devices/types.ts";
+import { viewsOf, type MemoryViews } from "../../guest/views.ts";
+import type { GuestHeap } from "../../guest/heap.ts";
+import type { DeviceQueue } from "../../devices/types.ts";
 import type { DeviceSide, DriverSide } from "./queue-sides.ts";
 import { SideDeviceQueue } from "./device-queue.ts";
 import { splitQueue, type QueuePair } from "./split-sides.ts";

@@ -2,11 +2,11 @@
 // section 3.1.1 initialisation sequence (reset, ACKNOWLEDGE, DRIVER, features,
 // FEATURES_OK, DRIVER_OK) and config access, over whatever carries a control message
 // (Argo messages for argo, a trapped register access for the sharing transports).
-import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from "../devices/types.ts";
+import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from "../../devices/types.ts";
 import { Ctrl } from "./wire.ts";
 import { words } from "./control.ts";
-import type { GuestHeap } from "../guest/heap.ts";
-import { VmmError } from "../errors.ts";
+import type { GuestHeap } from "../../guest/heap.ts";
+import { VmmError } from "../../errors.ts";
 
 /** A control operation failed: the device refused it, answered malformed, or is gone. A VmmError (code TRANSPORT). */
 export class TransportError extends VmmError {

@@ -1,10 +1,10 @@
 // The per-domain "guest kernel" that transports run on: the domain's Argo driver and
 // its page allocator. One per domain, so every driver and backend in a domain shares
 // one scratch page and one heap, as they would share one kernel.
-import type { Domain } from "../hypervisor/domain.ts";
-import { GuestArgo, type GuestRing } from "../guest/argo-driver.ts";
-import { GuestHeap } from "../guest/heap.ts";
-import { GFN_SIZE, PAGE_SIZE } from "../hypervisor/layout.ts";
+import type { Domain } from "../../hypervisor/domain.ts";
+import { GuestArgo, type GuestRing } from "../../guest/argo-driver.ts";
+import { GuestHeap } from "../../guest/heap.ts";
+import { GFN_SIZE, PAGE_SIZE } from "../../hypervisor/layout.ts";
 
 /** gpa of the page the toolstack reserves for the device table (below the heap). */
 export const DEVICE_TABLE_GPA = PAGE_SIZE;

@@ -6,8 +6,8 @@
 //
 //   desc 16 B x size: {le64 addr, le32 len, le16 id, le16 flags (AVAIL 7, USED 15)}
 //   driver event suppression {le16 off_wrap, le16 flags}, device event suppression (same)
-import { viewsOf, type MemoryViews } from "../guest/views.ts";
-import { HeapLease, type GuestHeap, type PageAllocator } from "../guest/heap.ts";
+import { viewsOf, type MemoryViews } from "../../guest/views.ts";
+import { HeapLease, type GuestHeap, type PageAllocator } from "../../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
 import { WasmDriverSide, takeChain, vringEngine, type QueuePair, type SplitError, type VringEngine } from "./split-sides.ts";
 

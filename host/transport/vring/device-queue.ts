@@ -1,8 +1,8 @@
 // DeviceQueue and DeviceChain for device models, over the device side of a vring in
 // the memory the model may access (its own for argo's shadow queues; the guest's for
 // the sharing transports). Chains are byte streams: models never see descriptors.
-import type { MemoryViews } from "../guest/views.ts";
-import type { DeviceChain, DeviceQueue } from "../devices/types.ts";
+import type { MemoryViews } from "../../guest/views.ts";
+import type { DeviceChain, DeviceQueue } from "../../devices/types.ts";
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
 
 /**

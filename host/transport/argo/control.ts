@@ -6,7 +6,7 @@
 import {
   STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, STATUS_FAILED, VIRTIO_F_VERSION_1,
   type VirtioDeviceModel,
-} from "../devices/types.ts";
+} from "../../devices/types.ts";
 import { Ctrl } from "./wire.ts";
 
 /** Vendor id reported in GET_DEVICE_INFO ("VARG"). */

@@ -13,10 +13,10 @@
 //   used  6 + 8 x size: {le16 flags, le16 idx, {le32 id, le32 len}[size], le16 avail_event}
 // With VIRTIO_F_EVENT_IDX (2.7.10) each side publishes how far the other may go before it
 // wants a notification (used_event / avail_event) and notifications follow vring_need_event.
-import { viewsOf, type MemoryViews } from "../guest/views.ts";
-import { HeapLease, type GuestHeap, type PageAllocator } from "../guest/heap.ts";
+import { viewsOf, type MemoryViews } from "../../guest/views.ts";
+import { HeapLease, type GuestHeap, type PageAllocator } from "../../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
-import { instantiate } from "../wasm.ts";
+import { instantiate } from "../../wasm.ts";
 
 const VIRTQ_DESC_F_NEXT = 1;
 const VIRTQ_DESC_F_WRITE = 2;

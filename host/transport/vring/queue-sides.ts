@@ -1,5 +1,5 @@
 // The two sides of a split virtqueue as the transports use them, over one domain's
-// memory. Implemented on host/virtq (the Wasm rings); kept here as small interfaces so
+// memory. Implemented by split-sides.ts and packed-sides.ts over the Wasm rings (assembly/vring); kept here as small interfaces so
 // the transports read in terms of what they do with a queue, not how rings work.
 
 /** A popped chain's buffers, in descriptor order (readable first). Reused per pop. */

@@ -1,24 +1,24 @@
 // The toolstack side of VirtIO-Argo (what an embedding VMM does): check the policy for
 // a device pair, assign its ports, start its backend in the backend domain, and tell
 // the guest (device table at boot, bus messages for hotplug and unplug).
-import type { Hypervisor } from "../hypervisor/hypervisor.ts";
-import type { Domain } from "../hypervisor/domain.ts";
-import type { DeviceTypeName, VirtioDeviceModel } from "../devices/types.ts";
-import { VIRTIO_IDS } from "../devices/types.ts";
-import { createDeviceModel, type DeviceModelOptions } from "../devices/index.ts";
-import { DeviceFabric } from "../devices/fabric.ts";
-import { ArgoBackend, OpenBudget } from "./backend.ts";
+import type { Hypervisor } from "../../hypervisor/hypervisor.ts";
+import type { Domain } from "../../hypervisor/domain.ts";
+import type { DeviceTypeName, VirtioDeviceModel } from "../../devices/types.ts";
+import { VIRTIO_IDS } from "../../devices/types.ts";
+import { createDeviceModel, type DeviceModelOptions } from "../../devices/index.ts";
+import { DeviceFabric } from "../../devices/fabric.ts";
+import { ArgoBackend, OpenBudget } from "../argo/backend.ts";
 import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
-import { QueueFactory } from "./shadow.ts";
-import { auditText } from "../mac/index.ts";
-import { DeviceSpecError, DomainError, PairDenied } from "../errors.ts";
-import { EACCES, errnoName } from "../hypervisor/errno.ts";
-import type { SharedDevice } from "./share/shared-device.ts";
-import { ForeignDevice } from "./share/foreign.ts";
-import { GrantDevice } from "./share/grant.ts";
-import { BounceDevice } from "./share/bounce.ts";
-import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "./wire.ts";
+import { QueueFactory } from "../vring/shadow.ts";
+import { auditText } from "../../mac/index.ts";
+import { DeviceSpecError, DomainError, PairDenied } from "../../errors.ts";
+import { EACCES, errnoName } from "../../hypervisor/errno.ts";
+import type { SharedDevice } from "../share/shared-device.ts";
+import { ForeignDevice } from "../share/foreign.ts";
+import { GrantDevice } from "../share/grant.ts";
+import { BounceDevice } from "../share/bounce.ts";
+import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "../argo/wire.ts";
 
 export interface DevicePairSpec {
   type: DeviceTypeName;
