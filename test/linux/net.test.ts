@@ -4,9 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { Toolstack } from "../../host/transport/toolstack.ts";
+import { Toolstack } from "../../host/transport/bus/toolstack.ts";
 import { LinuxGuest, type LinuxRunResult } from "../../host/linux/guest.ts";
 import { testAssets } from "./assets.ts";
+import { section as sectionOf } from "./helpers.ts";
 
 const assets = testAssets();
 const ready = typeof assets !== "string";
@@ -67,12 +68,7 @@ linux("two Linux guests on one backend's switch, over VirtIO-Argo", () => {
     await server?.stop();
   });
 
-  const section = (name: string) => {
-    const at = r.output.indexOf(`== ${name}\n`);
-    const rest = r.output.slice(at + name.length + 4);
-    const end = rest.indexOf("\n== ");
-    return end < 0 ? rest : rest.slice(0, end);
-  };
+  const section = (name: string) => sectionOf(r.output, name);
 
   it("gives each guest the config MAC its pair allows", () => {
     expect(r.output).toContain(`mac ${MAC_A}`);
