@@ -1,6 +1,7 @@
 // What the Linux guest test files share: disk images whose bytes show a misplaced sector,
 // reading the sections a guest script prints, and killing a backend domain mid-run.
 import { createHash } from "node:crypto";
+import { expect } from "vitest";
 import type { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import type { Domain } from "../../host/hypervisor/domain.ts";
 import type { LinuxGuest, LinuxRunResult } from "../../host/linux/guest.ts";
@@ -33,4 +34,15 @@ export async function destroyBackendMidDd(g: LinuxGuest, hv: Hypervisor, backend
   const killedAt = performance.now();
   hv.destroyDomain(backend.domid);
   return { killedAt, result: await g.result(60_000) };
+}
+
+/**
+ * What a guest script's `ro` section shows for a read_only pair: /sys/block/.../ro is 1,
+ * the disk reads back with the image's md5, the write failed, and the image is unchanged.
+ */
+export function expectReadOnlyDisk(roSection: string, image: Uint8Array, imageMd5: string): void {
+  expect(roSection.split("\n")[0]).toBe("1");
+  expect(roSection).toContain(imageMd5);
+  expect(roSection).not.toContain("rc=0");
+  expect(md5(image)).toBe(imageMd5);
 }
