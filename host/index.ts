@@ -3,9 +3,9 @@ export { Hypervisor, type HypervisorOptions, type HypervisorEvents, type RingRev
 export { Virq, type VirqHandler } from "./hypervisor/virq.ts";
 export { Domain, type DomainConfig } from "./hypervisor/domain.ts";
 export type { DomainArgo, ArgoAddr, RingSpec, Iov, NotifyQuery, NotifyResult } from "./hypervisor/argo-api.ts";
-export * as errno from "./hypervisor/errno.ts";
-export { errnoName } from "./hypervisor/errno.ts";
-export * as argoAbi from "./hypervisor/layout.ts";
+export * as errno from "./abi/errno.ts";
+export { errnoName } from "./abi/errno.ts";
+export * as argoAbi from "./abi/argo.ts";
 export { GuestArgo, type GuestRing, type MessageMeta } from "./guest/argo-driver.ts";
 export { GuestHeap } from "./guest/heap.ts";
 export * from "./mac/index.ts";

@@ -3,7 +3,7 @@
 // structs in guest memory; nothing is simulated.
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import { GuestArgo, type GuestRing } from "../guest/argo-driver.ts";
-import { errnoName } from "../hypervisor/errno.ts";
+import { errnoName } from "../abi/errno.ts";
 import { Policy } from "../mac/index.ts";
 import { defaultPolicyPath } from "./paths.ts";
 import { runArgoGuest } from "../component/guest.ts";

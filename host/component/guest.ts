@@ -7,11 +7,11 @@
 import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { Domain } from "../hypervisor/domain.ts";
+import type { GuestDomain } from "../abi/guest-domain.ts";
 import { GuestArgo, type GuestRing } from "../guest/argo-driver.ts";
-import { READ_EMPTY } from "../hypervisor/engine.ts";
-import { RING_EMPTY, RING_EXISTS, RING_SUFFICIENT } from "../hypervisor/layout.ts";
-import { ENOENT, EMSGSIZE, ENOMEM } from "../hypervisor/errno.ts";
+import { READ_EMPTY } from "../abi/argo-reader.ts";
+import { RING_EMPTY, RING_EXISTS, RING_SUFFICIENT } from "../abi/argo.ts";
+import { ENOENT, EMSGSIZE, ENOMEM } from "../abi/errno.ts";
 
 /** Largest message the shim stages for sendv or receives for recv (the sendv limit). */
 const MAX_MESSAGE = 256 * 1024;
@@ -46,7 +46,7 @@ function componentDir(): string {
 }
 
 /** The WIT imports for one domain, carried out by its Argo driver. */
-export function argoImports(domain: Domain, argo = new GuestArgo(domain)) {
+export function argoImports(domain: GuestDomain, argo = new GuestArgo(domain)) {
   const rings = new Map<number, GuestRing>();
   let staging = -1;
   // One staging area for every message, allocated on first use (the shim's only allocation).
@@ -110,7 +110,7 @@ export function argoImports(domain: Domain, argo = new GuestArgo(domain)) {
 }
 
 /** Instantiates the component guest in `domain`. */
-export async function runArgoGuest(domain: Domain, argo?: GuestArgo): Promise<ArgoGuestComponent> {
+export async function runArgoGuest(domain: GuestDomain, argo?: GuestArgo): Promise<ArgoGuestComponent> {
   const dir = componentDir();
   const mod = (await import(pathToFileURL(join(dir, "argo-guest.js")).href)) as {
     instantiate(getCoreModule: (path: string) => Promise<WebAssembly.Module>, imports: Record<string, unknown>): Promise<ArgoGuestComponent>;

@@ -3,13 +3,13 @@
 // hypervisor's decoding and checks), and reads its rings with the Wasm reader over its
 // own memory. No per-message allocation: the argument structs live in one scratch page.
 import { viewsOf, type MemoryViews } from "./views.ts";
-import type { Domain } from "../hypervisor/domain.ts";
+import type { GuestDomain } from "../abi/guest-domain.ts";
 import {
   ADDR_APORT, ADDR_DOMID, DOMID_ANY, GFN_SIZE, IOV_HND, IOV_LEN, IOV_SIZE, MAXIOV, OP_NOTIFY, OP_REGISTER_RING,
   OP_SENDV, OP_UNREGISTER_RING, PAGE_SIZE, REGISTER_APORT, REGISTER_LEN, REGISTER_PARTNER,
   RING_DATA_ENTS, RING_DATA_NENT, ENT_RING, ENT_FLAGS, ENT_SPACE_REQUIRED, ENT_MAX_MESSAGE_SIZE,
   SEND_ADDR_DST, SEND_ADDR_SRC, npagesRing,
-} from "../hypervisor/layout.ts";
+} from "../abi/argo.ts";
 import { GuestHeap } from "./heap.ts";
 
 /** A ring this guest registered: where it lives in the guest's memory. */
@@ -38,8 +38,9 @@ const SCRATCH_REG = 256; // xen_argo_register_ring_t / unregister
 const SCRATCH_META = 320; // reader's metadata block (16 B) + its single iov (8 B)
 const SCRATCH_NOTIFY = 384; // xen_argo_ring_data_t with one entry
 
-export class GuestArgo {
-  readonly domain: Domain;
+/** `D` lets a toolstack or test that created the domain keep its full handle type. */
+export class GuestArgo<D extends GuestDomain = GuestDomain> {
+  readonly domain: D;
   readonly heap: GuestHeap;
   /** One page of hypercall argument structs, owned by this driver. */
   readonly scratch: number;
@@ -53,7 +54,7 @@ export class GuestArgo {
   private readonly gatherGpa = new Float64Array(MAXIOV);
   private readonly gatherLen = new Float64Array(MAXIOV);
 
-  constructor(domain: Domain, heap = new GuestHeap(domain.memory.buffer.byteLength)) {
+  constructor(domain: D, heap = new GuestHeap(domain.memory.buffer.byteLength)) {
     this.domain = domain;
     this.heap = heap;
     this.scratch = heap.allocPages(1);

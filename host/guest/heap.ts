@@ -10,7 +10,7 @@
 //
 //   base            free extents (sorted, never adjacent)           next           end
 //   |--used--|-free-|--used--|---free---|--used--|                 |  bump region  |
-import { PAGE_SIZE } from "../hypervisor/layout.ts";
+import { PAGE_SIZE } from "../abi/argo.ts";
 
 /** What ring and queue code needs from an allocator: whole pages, by bytes. */
 export interface PageAllocator {

@@ -1,14 +1,14 @@
 // domain.argo: the Argo ops for TypeScript callers (a VMM, tests, host-side guests),
 // with the same checks, results and errnos as the hypercall, minus struct decoding.
-import { EINVAL, EOPNOTSUPP } from "./errno.ts";
-import { DOMID_ANY, MAXIOV } from "./layout.ts";
+import { EINVAL, EOPNOTSUPP } from "../abi/errno.ts";
+import { DOMID_ANY, MAXIOV } from "../abi/argo.ts";
 import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { registerRing } from "./register.ts";
 import { unregisterRing } from "./unregister.ts";
 import { sendv } from "./sendv.ts";
 import { fillRingData, notifyBegin } from "./notify.ts";
-import { ENODEV } from "./errno.ts";
+import { ENODEV } from "../abi/errno.ts";
 
 export interface ArgoAddr {
   aport: number;

@@ -2,15 +2,15 @@
 // (each read bounds-checked: a bad handle is -EFAULT, never an exception), in the order
 // argo.c does, then calls the op. Guest-written values are copied into hypervisor
 // scratch once; nothing below reads them from guest memory again.
-import { EFAULT, EINVAL, EOPNOTSUPP } from "./errno.ts";
+import { EFAULT, EINVAL, EOPNOTSUPP } from "../abi/errno.ts";
 import {
   ADDR_APORT, ADDR_DOMID, ENT_FLAGS, ENT_MAX_MESSAGE_SIZE, ENT_RING, ENT_SPACE_REQUIRED, GFN_SIZE,
   IOV_HND, IOV_LEN, IOV_PAD, IOV_SIZE, MAX_NOTIFY_COUNT, MAX_RING_SIZE, MAXIOV, OP_NOTIFY, OP_REGISTER_RING,
   OP_SENDV, OP_UNREGISTER_RING, PAGE_SHIFT, REGISTER_APORT, REGISTER_LEN, REGISTER_PAD, REGISTER_PARTNER,
   REGISTER_RING_SIZE, RING_DATA_ENT_SIZE, RING_DATA_ENTS, RING_DATA_NENT, RING_DATA_SIZE, SEND_ADDR_DST,
   SEND_ADDR_SIZE, SEND_ADDR_SRC, UNREGISTER_RING_SIZE,
-} from "./layout.ts";
-import { EACCES } from "./errno.ts";
+} from "../abi/argo.ts";
+import { EACCES } from "../abi/errno.ts";
 import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { registerRing } from "./register.ts";

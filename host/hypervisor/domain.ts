@@ -4,10 +4,11 @@
 import { GuestMemory, type MemoryWindow } from "./guest-memory.ts";
 import { argoEngine, type ArgoEngine } from "./engine.ts";
 import { Virq, type VirqHandler } from "./virq.ts";
+import type { GuestDomain } from "../abi/guest-domain.ts";
 import { doArgoOp } from "./argo-op.ts";
 import { DomainArgo } from "./argo-api.ts";
 import type { Hypervisor } from "./hypervisor.ts";
-import { ENODEV } from "./errno.ts";
+import { ENODEV } from "../abi/errno.ts";
 
 export interface DomainConfig {
   /** Human-readable name, used in logs and audit lines. */
@@ -24,7 +25,7 @@ export interface DomainConfig {
   memoryWindow?: MemoryWindow;
 }
 
-export class Domain {
+export class Domain implements GuestDomain {
   readonly domid: number;
   readonly name: string;
   readonly label: string;

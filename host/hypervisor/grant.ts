@@ -4,7 +4,7 @@
 // access. A mapping IS shared memory: the grantee gets a view of the granter's page.
 // That is the point of this module: to measure what sharing costs and exposes.
 import type { Domain } from "./domain.ts";
-import { PAGE_SIZE } from "./layout.ts";
+import { PAGE_SIZE } from "../abi/argo.ts";
 
 // GNTST_* status codes (xen/include/public/grant_table.h).
 export const GNTST_okay = 0;

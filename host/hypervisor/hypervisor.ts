@@ -7,7 +7,7 @@ import { SendScratch } from "./sendv.ts";
 import type { RingDataEnt } from "./notify.ts";
 import { argoDestroy, removeRing } from "./lifecycle.ts";
 import { ArgoState } from "./argo-state.ts";
-import { DOMID_ANY } from "./layout.ts";
+import { DOMID_ANY } from "../abi/argo.ts";
 import { Xsm } from "./xsm.ts";
 import { Mac, Policy, type AuditLog } from "../mac/index.ts";
 import type { RingInfo } from "./ring.ts";

@@ -1,9 +1,9 @@
 // XEN_ARGO_OP_notify (notify, notify_check_pending and fill_ring_data in argo.c).
-import { EBUSY, ENODEV } from "./errno.ts";
+import { EBUSY, ENODEV } from "../abi/errno.ts";
 import {
   MSG_HEADER_SIZE, MSG_SLOT_SIZE, RING_EBUSY, RING_EMPTY, RING_EMSGSIZE, RING_EXISTS, RING_SHARED,
   RING_SUFFICIENT,
-} from "./layout.ts";
+} from "../abi/argo.ts";
 import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { pendingCancel, pendingFind, pendingRequeue } from "./pending.ts";

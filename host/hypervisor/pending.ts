@@ -2,8 +2,8 @@
 // notify caller asking for space, is queued on the ring and signalled (VIRQ_ARGO) once
 // that much payload space exists. At most MAX_PENDING_PER_RING entries per ring, one per
 // sender, so a flood of senders cannot grow hypervisor memory.
-import { MAX_PENDING_PER_RING } from "./layout.ts";
-import { EBUSY } from "./errno.ts";
+import { MAX_PENDING_PER_RING } from "../abi/argo.ts";
+import { EBUSY } from "../abi/errno.ts";
 import type { RingInfo } from "./ring.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 

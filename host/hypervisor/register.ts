@@ -1,10 +1,10 @@
 // XEN_ARGO_OP_register_ring (register_ring in argo.c). Checks run in Xen's order so that
 // each failure returns the errno Xen returns for it.
-import { EEXIST, EINVAL, ENODEV, ENOSPC, EPERM, ESRCH, ECONNREFUSED } from "./errno.ts";
+import { EEXIST, EINVAL, ENODEV, ENOSPC, EPERM, ESRCH, ECONNREFUSED } from "../abi/errno.ts";
 import {
   DOMID_ANY, MAX_RING_SIZE, MAX_RINGS_PER_DOMAIN, MSG_HEADER_SIZE, PAGE_SIZE,
   REGISTER_FLAG_FAIL_EXIST, REGISTER_FLAG_MASK, RING_RX_PTR, RING_TX_PTR, npagesRing, roundupMessage,
-} from "./layout.ts";
+} from "../abi/argo.ts";
 import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { RingInfo, ringKey } from "./ring.ts";

@@ -1,7 +1,7 @@
 // The hypervisor's private record of one registered ring (struct argo_ring_info).
 // Nothing here is readable or writable by any guest: tx_ptr in particular is kept
 // here and only copied out to the ring header, never read back from it.
-import { DOMID_ANY, PAGE_SHIFT, PAGE_SIZE, RING_HEADER_SIZE } from "./layout.ts";
+import { DOMID_ANY, PAGE_SHIFT, PAGE_SIZE, RING_HEADER_SIZE } from "../abi/argo.ts";
 import type { Domain } from "./domain.ts";
 import { copyBetween, type GuestMemory } from "./guest-memory.ts";
 

@@ -2,8 +2,8 @@
 // which bytes cross from one domain's memory into another's. The iovs have been copied
 // into the hypervisor's scratch (SendScratch) by the caller, so the guest cannot change
 // them during the send (no double fetch).
-import { ECONNREFUSED, EFAULT, EINVAL, EMSGSIZE, ENODEV, EPERM, ESRCH, EAGAIN } from "./errno.ts";
-import { DOMID_ANY, MAX_MESSAGE_SIZE, MAXIOV, MSG_HEADER_SIZE, RING_TX_PTR } from "./layout.ts";
+import { ECONNREFUSED, EFAULT, EINVAL, EMSGSIZE, ENODEV, EPERM, ESRCH, EAGAIN } from "../abi/errno.ts";
+import { DOMID_ANY, MAX_MESSAGE_SIZE, MAXIOV, MSG_HEADER_SIZE, RING_TX_PTR } from "../abi/argo.ts";
 import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { pendingRequeue } from "./pending.ts";

@@ -1,5 +1,5 @@
 // XEN_ARGO_OP_unregister_ring (unregister_ring in argo.c).
-import { EINVAL, ENODEV, ENOENT } from "./errno.ts";
+import { EINVAL, ENODEV, ENOENT } from "../abi/errno.ts";
 import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { removeRing } from "./lifecycle.ts";

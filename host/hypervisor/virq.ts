@@ -8,7 +8,8 @@
 // or the process (an exception escaping a microtask would end Node, and every domain
 // with it).
 
-export type VirqHandler = () => void;
+import type { VirqHandler } from "../abi/guest-domain.ts";
+export type { VirqHandler };
 
 /** Receives what a handler threw; must not throw itself (a throw from it is dropped). */
 export type VirqErrorSink = (error: unknown) => void;

@@ -9,7 +9,7 @@
 // addresses by the Wasm DMA window).
 import type { QueueSink } from "../transport/argo/frontend.ts";
 import { TransportError } from "../transport/argo/control-client.ts";
-import { words } from "../transport/argo/control.ts";
+import { words } from "../transport/argo/wire.ts";
 import { Ctrl } from "../transport/argo/wire.ts";
 import { splitDeviceAt } from "../transport/vring/split-sides.ts";
 import { packedDeviceAt } from "../transport/vring/packed-sides.ts";

@@ -6,7 +6,7 @@
 import { LinuxGuest, type LinuxGuestOptions } from "../linux/guest.ts";
 import { Hypervisor } from "../hypervisor/hypervisor.ts";
 import type { Domain, DomainConfig } from "../hypervisor/domain.ts";
-import { errnoName } from "../hypervisor/errno.ts";
+import { errnoName } from "../abi/errno.ts";
 import { Policy, type AuditEntry } from "../mac/index.ts";
 import { Toolstack, type DevicePair, type SharedPair } from "../transport/bus/toolstack.ts";
 import { GuestTransport } from "../transport/bus/guest-transport.ts";

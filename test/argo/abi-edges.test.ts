@@ -6,12 +6,12 @@
 import { describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
-import { EFAULT, EINVAL } from "../../host/hypervisor/errno.ts";
+import { EFAULT, EINVAL } from "../../host/abi/errno.ts";
 import {
   ADDR_APORT, ADDR_DOMID, DOMID_ANY, ENT_FLAGS, ENT_MAX_MESSAGE_SIZE, ENT_RING, ENT_SPACE_REQUIRED, OP_NOTIFY,
   OP_REGISTER_RING, OP_SENDV, REGISTER_APORT, REGISTER_LEN, REGISTER_PARTNER, RING_DATA_ENT_SIZE, RING_DATA_ENTS,
   RING_DATA_NENT, RING_EXISTS, RING_RX_PTR, RING_TX_PTR, SEND_ADDR_DST, SEND_ADDR_SRC,
-} from "../../host/hypervisor/layout.ts";
+} from "../../host/abi/argo.ts";
 import { guest, setup } from "./helpers.ts";
 
 describe("Argo ABI edges, as Xen on HVM and Arm", () => {

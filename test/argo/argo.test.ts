@@ -5,9 +5,9 @@ import { setup, guest, put, bytesAt, u32At, pattern } from "./helpers.ts";
 import {
   DOMID_ANY, OP_SENDV, OP_REGISTER_RING, OP_NOTIFY, OP_UNREGISTER_RING, RING_EXISTS, RING_SHARED, RING_EMPTY,
   RING_SUFFICIENT, RING_EMSGSIZE, RING_EBUSY, REGISTER_FLAG_FAIL_EXIST, MAX_RINGS_PER_DOMAIN,
-} from "../../host/hypervisor/layout.ts";
-import * as E from "../../host/hypervisor/errno.ts";
-import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
+} from "../../host/abi/argo.ts";
+import * as E from "../../host/abi/errno.ts";
+import { READ_EMPTY } from "../../host/abi/argo-reader.ts";
 import type { GuestRing } from "../../host/guest/argo-driver.ts";
 
 const PORT = 0x10;

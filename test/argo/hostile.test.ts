@@ -5,8 +5,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { setup, assertUnchangedOutside } from "./helpers.ts";
-import { DOMID_ANY } from "../../host/hypervisor/layout.ts";
-import * as E from "../../host/hypervisor/errno.ts";
+import { DOMID_ANY } from "../../host/abi/argo.ts";
+import * as E from "../../host/abi/errno.ts";
 
 const PORT = 9;
 

@@ -2,8 +2,10 @@
 // test/oracle/argo_layout.c printed (committed; checked against the header where it is installed).
 import { describe, expect, it } from "vitest";
 import { oracleOutput, parseKeyValues } from "../oracle/compile.ts";
-import * as L from "../../host/hypervisor/layout.ts";
-import * as E from "../../host/hypervisor/errno.ts";
+import * as L from "../../host/abi/argo.ts";
+import * as E from "../../host/abi/errno.ts";
+import * as R from "../../host/abi/argo-reader.ts";
+import { instantiate } from "../../host/wasm.ts";
 
 const xen = parseKeyValues(oracleOutput("argo_layout"));
 
@@ -45,4 +47,18 @@ describe("argo.h layout and constants (real libxen-dev header)", () => {
   for (const [name, value] of Object.entries(ours)) {
     it(name, () => expect(value).toBe(xen.get(name)));
   }
+});
+
+describe("the guest reader's codes (host/abi/argo-reader.ts) are build/argo.wasm's", () => {
+  const exports = instantiate<Record<string, WebAssembly.Global>>("argo", new WebAssembly.Memory({ initial: 1 }));
+  const codes = { READ_EMPTY: R.READ_EMPTY, READ_BAD_RING: R.READ_BAD_RING, READ_BAD_POINTER: R.READ_BAD_POINTER,
+    READ_BAD_MESSAGE: R.READ_BAD_MESSAGE, READ_BAD_BUFFER: R.READ_BAD_BUFFER };
+  for (const [name, value] of Object.entries(codes)) {
+    it(name, () => expect(exports[name]?.value).toBe(value));
+  }
+  it("every code is distinct and negative, so a length can never be mistaken for one", () => {
+    const values = Object.values(codes);
+    expect(new Set(values).size).toBe(values.length);
+    expect(values.every((v) => v < 0)).toBe(true);
+  });
 });

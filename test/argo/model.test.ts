@@ -4,9 +4,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { setup, guest, put, bytesAt, pattern, type Guest } from "./helpers.ts";
-import * as E from "../../host/hypervisor/errno.ts";
-import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
-import { DOMID_ANY } from "../../host/hypervisor/layout.ts";
+import * as E from "../../host/abi/errno.ts";
+import { READ_EMPTY } from "../../host/abi/argo-reader.ts";
+import { DOMID_ANY } from "../../host/abi/argo.ts";
 import type { GuestRing } from "../../host/guest/argo-driver.ts";
 
 const PORT = 3;

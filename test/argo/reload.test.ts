@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { GuestArgo } from "../../host/guest/argo-driver.ts";
-import * as E from "../../host/hypervisor/errno.ts";
-import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
+import * as E from "../../host/abi/errno.ts";
+import { READ_EMPTY } from "../../host/abi/argo-reader.ts";
 
 const both = (extra = "") => `
 domains: [guest_t, backend_t, other_t]

@@ -5,8 +5,8 @@ import { readFileSync } from "node:fs";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { GuestArgo, type GuestRing } from "../../host/guest/argo-driver.ts";
-import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
-import { EACCES, ECONNREFUSED, ENOMEM } from "../../host/hypervisor/errno.ts";
+import { READ_EMPTY } from "../../host/abi/argo-reader.ts";
+import { EACCES, ECONNREFUSED, ENOMEM } from "../../host/abi/errno.ts";
 import { argoImports, runArgoGuest } from "../../host/component/guest.ts";
 
 const POLICY = `

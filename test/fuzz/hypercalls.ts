@@ -18,11 +18,11 @@ import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import type { Domain } from "../../host/hypervisor/domain.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { GuestArgo, type GuestRing } from "../../host/guest/argo-driver.ts";
-import * as E from "../../host/hypervisor/errno.ts";
+import * as E from "../../host/abi/errno.ts";
 import {
   DOMID_ANY, OP_NOTIFY, OP_REGISTER_RING, OP_SENDV, OP_UNREGISTER_RING, PAGE_SIZE, npagesRing,
-} from "../../host/hypervisor/layout.ts";
-import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
+} from "../../host/abi/argo.ts";
+import { READ_EMPTY } from "../../host/abi/argo-reader.ts";
 import { FuzzFailure, Prng } from "./prng.ts";
 
 const MEM = 1 << 20;

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { world, settle } from "./helpers.ts";
 import { CONTROL_HEADER_SIZE, CTRL_RESPONSE, Ctrl, MSG_CONTROL, decodeControl, encodeControl, type ControlHeader } from "../../host/transport/argo/wire.ts";
 import { TransportError } from "../../host/transport/argo/control-client.ts";
-import { READ_EMPTY } from "../../host/hypervisor/engine.ts";
+import { READ_EMPTY } from "../../host/abi/argo-reader.ts";
 
 /** Replaces the pair's backend by one that answers each request with `answer(msgId)` (payload bytes, and the msg id to reply with). */
 function fakeBackend(answer: (msgId: number) => { msgId?: number; payload: Uint8Array }) {

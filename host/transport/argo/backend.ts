@@ -13,9 +13,9 @@
 import { viewsOf } from "../../guest/views.ts";
 import type { GuestArgo, GuestRing } from "../../guest/argo-driver.ts";
 import { GuestHeap } from "../../guest/heap.ts";
-import { READ_EMPTY } from "../../hypervisor/engine.ts";
-import { EAGAIN } from "../../hypervisor/errno.ts";
-import { MSG_HEADER_SIZE, MSG_SLOT_SIZE } from "../../hypervisor/layout.ts";
+import { READ_EMPTY } from "../../abi/argo-reader.ts";
+import { EAGAIN } from "../../abi/errno.ts";
+import { MSG_HEADER_SIZE, MSG_SLOT_SIZE } from "../../abi/argo.ts";
 import type { DeviceEntry } from "../bus/enumeration.ts";
 import {
   CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,

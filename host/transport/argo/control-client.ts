@@ -3,8 +3,7 @@
 // FEATURES_OK, DRIVER_OK) and config access, over whatever carries a control message
 // (Argo messages for argo, a trapped register access for the sharing transports).
 import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1 } from "../../devices/types.ts";
-import { Ctrl } from "./wire.ts";
-import { words } from "./control.ts";
+import { Ctrl, words } from "./wire.ts";
 import type { GuestHeap } from "../../guest/heap.ts";
 import { VmmError } from "../../errors.ts";
 

@@ -4,7 +4,7 @@
 // until then instead of failing driver setup or dropping a backend's reply. Messages keep
 // their order; the queue is bounded, so a peer that never reads cannot make it grow.
 import type { MemoryViews } from "../../guest/views.ts";
-import { EAGAIN } from "../../hypervisor/errno.ts";
+import { EAGAIN } from "../../abi/errno.ts";
 import { CONTROL_HEADER_SIZE, encodeControl } from "./wire.ts";
 
 /** Control messages one side keeps waiting at most (a full queue refuses the next one). */

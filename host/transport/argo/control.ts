@@ -7,7 +7,7 @@ import {
   STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, STATUS_FAILED, VIRTIO_F_VERSION_1,
   type VirtioDeviceModel,
 } from "../../devices/types.ts";
-import { Ctrl } from "./wire.ts";
+import { Ctrl, words } from "./wire.ts";
 
 /** Vendor id reported in GET_DEVICE_INFO ("VARG"). */
 export const VENDOR_ID = 0x47524156;
@@ -28,14 +28,6 @@ export interface ControlHooks {
   activate(sizes: readonly number[], features: bigint): void;
   /** Status written to 0. */
   reset(): void;
-}
-
-/** Little-endian u32 words: the payload encoding of every control message. */
-export function words(...v: number[]): Uint8Array {
-  const out = new Uint8Array(v.length * 4);
-  const dv = new DataView(out.buffer);
-  v.forEach((x, i) => dv.setUint32(i * 4, x >>> 0, true));
-  return out;
 }
 
 function err(code: number): ControlReply {

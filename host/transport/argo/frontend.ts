@@ -9,19 +9,18 @@
 import { viewsOf, type MemoryViews } from "../../guest/views.ts";
 import type { GuestArgo, GuestRing } from "../../guest/argo-driver.ts";
 import type { GuestHeap } from "../../guest/heap.ts";
-import { READ_EMPTY } from "../../hypervisor/engine.ts";
-import { EAGAIN } from "../../hypervisor/errno.ts";
-import { MSG_HEADER_SIZE, MSG_SLOT_SIZE, MAXIOV, RING_EXISTS } from "../../hypervisor/layout.ts";
+import { READ_EMPTY } from "../../abi/argo-reader.ts";
+import { EAGAIN } from "../../abi/errno.ts";
+import { MSG_HEADER_SIZE, MSG_SLOT_SIZE, MAXIOV, RING_EXISTS } from "../../abi/argo.ts";
 import type { DriverQueue, GuestVirtioDevice, UsedHandler } from "../../devices/types.ts";
 import type { DeviceEntry } from "../bus/enumeration.ts";
 import {
   CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, DATA_HEADER_SIZE, FLAG_ERROR, FLAG_FIRST,
   FLAG_LAST, KIND_COMPLETION, KIND_REQUEST, MAX_CONTROL_PAYLOAD, MSG_CONTROL, MSG_DATA, decodeControl,
-  decodeData, encodeData, type ControlHeader, type DataHeader,
+  decodeData, encodeData, words, type ControlHeader, type DataHeader,
 } from "./wire.ts";
 import { ChainBuffers, type DeviceSide } from "../vring/queue-sides.ts";
 import { GuestDriverQueue } from "../vring/guest-queue.ts";
-import { words } from "./control.ts";
 import { ControlClient, MAX_QUEUES, TransportError } from "./control-client.ts";
 import { ControlOutbox } from "./control-outbox.ts";
 import type { QueueFactory } from "../vring/shadow.ts";

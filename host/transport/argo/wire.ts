@@ -133,3 +133,11 @@ export const BUS_DEVICE_READY = 1;
 export const BUS_DEVICE_REMOVED = 2;
 /** {u32 event, then one device table entry (ENTRY_SIZE bytes)}. */
 export const BUS_MESSAGE_SIZE = 4 + 28;
+
+/** Little-endian u32 words: the payload encoding of every control message. */
+export function words(...v: number[]): Uint8Array {
+  const out = new Uint8Array(v.length * 4);
+  const dv = new DataView(out.buffer);
+  v.forEach((x, i) => dv.setUint32(i * 4, x >>> 0, true));
+  return out;
+}

@@ -1,7 +1,7 @@
 // The guest's side of device discovery: parse the toolstack's device table, create a
 // frontend per device, and follow hotplug / unplug bus messages on the well-known port.
-import { DOMID_ANY } from "../../hypervisor/layout.ts";
-import { READ_EMPTY } from "../../hypervisor/engine.ts";
+import { DOMID_ANY } from "../../abi/argo.ts";
+import { READ_EMPTY } from "../../abi/argo-reader.ts";
 import type { GuestRing } from "../../guest/argo-driver.ts";
 import { MAX_DEVICES, entryProblem, parseTable, readEntry, type DeviceEntry, type TableError } from "./enumeration.ts";
 import { ArgoFrontend } from "../argo/frontend.ts";

@@ -1,10 +1,10 @@
 // The per-domain "guest kernel" that transports run on: the domain's Argo driver and
 // its page allocator. One per domain, so every driver and backend in a domain shares
 // one scratch page and one heap, as they would share one kernel.
-import type { Domain } from "../../hypervisor/domain.ts";
+import type { GuestDomain } from "../../abi/guest-domain.ts";
 import { GuestArgo, type GuestRing } from "../../guest/argo-driver.ts";
 import { GuestHeap } from "../../guest/heap.ts";
-import { GFN_SIZE, PAGE_SIZE } from "../../hypervisor/layout.ts";
+import { GFN_SIZE, PAGE_SIZE } from "../../abi/argo.ts";
 
 /** gpa of the page the toolstack reserves for the device table (below the heap). */
 export const DEVICE_TABLE_GPA = PAGE_SIZE;
@@ -12,11 +12,11 @@ export const DEVICE_TABLE_GPA = PAGE_SIZE;
 export const HEAP_BASE = 2 * PAGE_SIZE;
 
 export class GuestKernel {
-  readonly domain: Domain;
+  readonly domain: GuestDomain;
   readonly heap: GuestHeap;
   readonly argo: GuestArgo;
 
-  constructor(domain: Domain) {
+  constructor(domain: GuestDomain) {
     this.domain = domain;
     this.heap = new GuestHeap(domain.memory.buffer.byteLength, HEAP_BASE);
     this.argo = new GuestArgo(domain, this.heap);

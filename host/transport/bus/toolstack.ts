@@ -13,7 +13,7 @@ import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "../vring/shadow.ts";
 import { auditText } from "../../mac/index.ts";
 import { DeviceSpecError, DomainError, PairDenied } from "../../errors.ts";
-import { EACCES, errnoName } from "../../hypervisor/errno.ts";
+import { EACCES, errnoName } from "../../abi/errno.ts";
 import type { SharedDevice } from "../share/shared-device.ts";
 import { ForeignDevice } from "../share/foreign.ts";
 import { GrantDevice } from "../share/grant.ts";

@@ -10,7 +10,7 @@ import { viewsOf } from "../../guest/views.ts";
 import type { UsedHandler } from "../../devices/types.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
 import { GuestHeap } from "../../guest/heap.ts";
-import { PAGE_SIZE } from "../../hypervisor/layout.ts";
+import { PAGE_SIZE } from "../../abi/argo.ts";
 import { SideDeviceQueue } from "../vring/device-queue.ts";
 import { GuestDriverQueue, type DmaOps } from "../vring/guest-queue.ts";
 import { splitQueue } from "../vring/split-sides.ts";

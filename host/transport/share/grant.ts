@@ -12,7 +12,7 @@ import type { DeviceChain, DeviceQueue, UsedHandler } from "../../devices/types.
 import { VIRTIO_F_EVENT_IDX } from "../../devices/types.ts";
 import type { Domain } from "../../hypervisor/domain.ts";
 import { GNTST_busy, GNTST_general_error, GNTST_okay, type GrantMapping, type GrantTables } from "../../hypervisor/grant.ts";
-import { PAGE_SIZE } from "../../hypervisor/layout.ts";
+import { PAGE_SIZE } from "../../abi/argo.ts";
 import { GuestDriverQueue, type DmaOps } from "../vring/guest-queue.ts";
 import type { DeviceSide } from "../vring/queue-sides.ts";
 import { ChainStream } from "../vring/device-queue.ts";

@@ -6,7 +6,8 @@
 import type { DeviceEnv, DeviceQueue, DriverQueue, GuestVirtioDevice, UsedHandler, VirtioDeviceModel } from "../../devices/types.ts";
 import { STATUS_NEEDS_RESET } from "../../devices/types.ts";
 import type { GuestHeap } from "../../guest/heap.ts";
-import { ControlEndpoint, words } from "../argo/control.ts";
+import { ControlEndpoint } from "../argo/control.ts";
+import { words } from "../argo/wire.ts";
 import { Ctrl } from "../argo/wire.ts";
 import { ControlClient, TransportError } from "../argo/control-client.ts";
 import { ABSENT_QUEUE } from "../vring/device-queue.ts";
