@@ -63,6 +63,18 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
   /** @internal scratch for notify entries. */
   readonly notifyScratch: RingDataEnt = { aport: 0, domid: 0, flags: 0, spaceRequired: 0, maxMessageSize: 0 };
   private readonly domains = new Map<number, Domain>();
+  /**
+   * The same live domains indexed by domid (ids are < 0x7FF0), for sendv's destination
+   * lookup: an array load instead of a Map probe on every message. Kept in step with
+   * `domains` by createDomain and destroyDomain.
+   */
+  readonly #byId: Array<Domain | undefined> = [];
+  /**
+   * @internal Ring generation: bumped by every change to a ring table or to a domain's
+   * Argo state (registerRing, removeRing, setArgo), so a cached sendv lookup made under
+   * an older generation is never used (ArgoState.sendCacheGen).
+   */
+  ringGen = 0;
   /** Grant tables, for the `grant` share baseline (not used by the argo path). */
   readonly grants = new GrantTables((domid) => this.domains.get(domid));
   /**
@@ -124,6 +136,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     this.lastDomid = domid;
     this.engineMac.bind(d);
     this.domains.set(d.domid, d);
+    this.#byId[d.domid] = d;
     // argo_init: a domain the policy does not let use Argo gets no Argo state.
     if (this.options.argo && this.engineMac.argoEnable(d) === 0) this.setArgo(d, new ArgoState());
     return d;
@@ -148,11 +161,14 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
   /** @internal */
   setArgo(d: Domain, state: ArgoState | null): void {
     this.#argo[d.domid] = state ?? undefined;
+    this.ringGen++;
   }
 
-  /** The live domain with this id, if any. */
+  /** The live domain with this id, if any (any number: a guest's u16, a caller's NaN). */
   domainById(domid: number): Domain | undefined {
-    return this.domains.get(domid);
+    // Integers in [0, 0x7FF0) only: no guest value can make this a property lookup
+    // ("length", a prototype getter) or grow the array.
+    return domid >= 0 && domid < DOMID_FIRST_RESERVED && (domid | 0) === domid ? this.#byId[domid] : undefined;
   }
 
   /**
@@ -189,6 +205,8 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> {
     if (!d) return false;
     const removed = argoDestroy(this, d);
     this.domains.delete(domid);
+    this.#byId[domid] = undefined;
+    this.ringGen++;
     this.cancelRateWakeup(domid);
     this.engineMac.forgetDomain(domid);
     this.grants.destroy(domid);

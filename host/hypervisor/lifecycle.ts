@@ -11,6 +11,7 @@ import { ringKey, type RingInfo } from "./ring.ts";
  * reach it; bytes already in the ring stay in the owner's memory for it to read.
  */
 export function removeRing(hv: Hypervisor, ring: RingInfo): void {
+  hv.ringGen++; // no cached sendv lookup may still find it
   pendingRemoveAll(hv, ring);
   hv.argoOf(ring.owner)?.rings.delete(ringKey(ring.aport, ring.partnerId));
   if (!ring.wildcard) hv.argoOf(hv.domainById(ring.partnerId))?.sendInfo.delete(ring);

@@ -90,6 +90,9 @@ export function registerRing(hv: Hypervisor, currd: Domain, reg: RegisterArgs, g
   const ring = new RingInfo(currd, reg.aport, reg.partnerId, reg.len, pages, txPtr);
   if (existing) ring.pending.push(...existing.pending); // re-registration keeps its waiters
   state.rings.set(key, ring);
+  // A cached sendv lookup may have found the old ring, or the wildcard ring this exact
+  // one now takes precedence over: none of them may be used again.
+  hv.ringGen++;
   if (partner) {
     if (existing) partnerState!.sendInfo.delete(existing);
     partnerState!.sendInfo.add(ring);

@@ -8,7 +8,7 @@ import type { Domain } from "./domain.ts";
 import type { Hypervisor } from "./hypervisor.ts";
 import { pendingRequeue } from "./pending.ts";
 import { ringKey, type RingInfo } from "./ring.ts";
-import type { ArgoState } from "./argo-state.ts";
+import { SEND_CACHE_SLOTS, type ArgoState } from "./argo-state.ts";
 
 /** Hypervisor-private copy of a sendv's iovs (xen_argo_iov_t iovs[XEN_ARGO_MAXIOV]). */
 export class SendScratch {
@@ -41,6 +41,28 @@ export function findRingByMatch(dstState: ArgoState, aport: number, senderId: nu
 }
 
 /**
+ * The ring `srcState`'s domain last found at (dstDomid, dstAport), if the lookup was made
+ * under the current ring generation (see ArgoState.sendCacheKeys); null otherwise. A hit
+ * means: the destination is alive with Argo state, and findRingByMatch would return this
+ * ring now. `key` is dstAport * 2^16 + dstDomid (both guest u32/u16: exact).
+ */
+function cachedRing(hv: Hypervisor, srcState: ArgoState, key: number, slot: number): RingInfo | null {
+  if (srcState.sendCacheGen !== hv.ringGen || srcState.sendCacheKeys[slot] !== key) return null;
+  return srcState.sendCacheRings[slot];
+}
+
+function cacheRing(hv: Hypervisor, srcState: ArgoState, key: number, slot: number, ring: RingInfo): void {
+  if (srcState.sendCacheGen !== hv.ringGen) {
+    // Made under an older generation: every entry may be stale.
+    srcState.sendCacheKeys.fill(-1);
+    srcState.sendCacheRings.fill(null);
+    srcState.sendCacheGen = hv.ringGen;
+  }
+  srcState.sendCacheKeys[slot] = key;
+  srcState.sendCacheRings[slot] = ring;
+}
+
+/**
  * sendv. Returns the payload length sent or a negative errno. On -EAGAIN the sender is
  * queued for a wakeup: a space notification (full ring) or a timer (rate limit, until
  * the pair's bucket refills). On success VIRQ_ARGO is raised on the destination.
@@ -56,7 +78,17 @@ export function sendv(
   if (srcDomid === DOMID_ANY) srcDomid = src.domid;
   if (srcDomid !== src.domid) return -EPERM;
 
-  const dst = hv.domainById(dstDomid);
+  // The lookups below (destination, its Argo state, its ring) come from the sender's
+  // cache when nothing changed since they were made; the checks and their order are
+  // the same either way.
+  // The key is exact only for a u32 aport and a u16 domid (always so from the hypercall;
+  // a typed-API caller may pass anything, and then goes the uncached way).
+  const srcState = hv.argoOf(src);
+  const cacheable = srcState !== null && (dstAport >>> 0) === dstAport && (dstDomid & 0xffff) === dstDomid;
+  const key = dstAport * 0x10000 + dstDomid;
+  const slot = (dstAport ^ dstDomid) & (SEND_CACHE_SLOTS - 1);
+  let ring = cacheable ? cachedRing(hv, srcState, key, slot) : null;
+  const dst = ring !== null ? ring.owner : hv.domainById(dstDomid);
   if (!dst) return -ESRCH;
   // The size is needed by the policy's message-size limit; its own errors are reported
   // after the ring lookup, where argo.c reports them.
@@ -69,11 +101,13 @@ export function sendv(
     if (denied === -EAGAIN) hv.rateLimited(src);
     return denied;
   }
-  if (!hv.argoOf(src)) return -ENODEV;
-  const dstState = hv.argoOf(dst);
-  if (!dstState) return -ECONNREFUSED;
-
-  const ring = findRingByMatch(dstState, dstAport, src.domid);
+  if (srcState === null) return -ENODEV;
+  if (ring === null) {
+    const dstState = hv.argoOf(dst);
+    if (!dstState) return -ECONNREFUSED;
+    ring = findRingByMatch(dstState, dstAport, src.domid) ?? null;
+    if (ring !== null && cacheable) cacheRing(hv, srcState, key, slot, ring);
+  }
   let rc: number;
   if (!ring) {
     rc = -ECONNREFUSED;
