@@ -16,7 +16,8 @@ export { GuestTransport, type DeviceListener } from "./transport/bus/guest-trans
 export { GuestKernel } from "./transport/bus/kernel.ts";
 export { QueueFactory, ShadowQueue } from "./transport/vring/shadow.ts";
 // Virtqueues over any domain's memory, for VMM authors who build their own transports.
-export { splitQueue, splitQueueAt, allocSplit, vringLayout, vringNeedEvent, type SplitLayout, type SplitError } from "./transport/vring/split-sides.ts";
+export { splitQueue, splitQueueAt, allocSplit, vringLayout, vringNeedEvent, type SplitLayout } from "./transport/vring/split-sides.ts";
+export { vringErrorName, ERR_RING_FULL, ERR_CHAIN_TOO_LONG, ERR_BAD_QUEUE, type VringError } from "./transport/vring/errors.ts";
 export { packedQueue, packedQueueAt, allocPacked, type PackedLayout } from "./transport/vring/packed-sides.ts";
 export { ChainBuffers, type DeviceSide, type DriverSide } from "./transport/vring/queue-sides.ts";
 export { GuestDriverQueue, type DmaOps } from "./transport/vring/guest-queue.ts";

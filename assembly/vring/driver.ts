@@ -9,12 +9,14 @@
 // that is not an outstanding head is skipped), so a lying device cannot corrupt the free
 // list through it. Links are masked to the ring size, so even a scribbled descriptor
 // table keeps every access inside the table.
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY, fits, vringNeedEvent } from "./split";
-
-/** vringAdd buffer flags: device-writable; address is a grant DMA handle (bit 63 set, as xen/grant-dma-ops.c). */
-const BUF_WRITABLE: u32 = 1;
-const BUF_GRANT_ADDR: u32 = 2;
-const GRANT_DMA_HI: u32 = 0x80000000;
+//
+// Errors (defs.ts): ERR_RING_FULL when the chain needs more descriptors than are free
+// (back-pressure: retry after a reclaim), ERR_CHAIN_TOO_LONG when it needs more than the
+// ring has (never fits), ERR_BAD_QUEUE for bad geometry or arguments (a caller's bug).
+import {
+  BUF_GRANT_ADDR, BUF_WRITABLE, ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_RING_FULL, GRANT_DMA_HI, MAX_INDIRECT,
+  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_F_NO_NOTIFY, fits, splitRingOk, vringNeedEvent,
+} from "./defs";
 
 const ST_FREE_HEAD: u32 = 0;
 const ST_NUM_FREE: u32 = 2;
@@ -29,16 +31,12 @@ export function vringDriverStateSize(size: u32): u32 {
 }
 
 function driverOk(desc: u32, avail: u32, used: u32, size: u32, state: u32): bool {
-  if (size == 0 || size > 32768 || (size & (size - 1)) != 0) return false;
-  const s = <u64>size;
-  const mem = <u64>memory.size() << 16;
-  return <u64>desc + 16 * s <= mem && <u64>avail + 6 + 2 * s <= mem && <u64>used + 6 + 8 * s <= mem &&
-    <u64>state + <u64>vringDriverStateSize(size) <= mem;
+  return splitRingOk(desc, avail, used, size) && fits(state, <u64>vringDriverStateSize(size));
 }
 
-/** Resets the driver state: every descriptor free, indices zero. Returns 0 or -1 on bad geometry. */
+/** Resets the driver state: every descriptor free, indices zero. Returns 0, or ERR_BAD_QUEUE on bad geometry. */
 export function vringDriverInit(desc: u32, avail: u32, used: u32, size: u32, state: u32): i32 {
-  if (!driverOk(desc, avail, used, size, state)) return -1;
+  if (!driverOk(desc, avail, used, size, state)) return ERR_BAD_QUEUE;
   for (let i: u32 = 0; i < size; i++) {
     store<u16>(desc + 16 * i + 14, <u16>((i + 1) & (size - 1)));
     store<u16>(state + ST_CHAIN_LEN + 2 * i, 0);
@@ -58,13 +56,16 @@ export function vringDriverFree(state: u32): u32 {
 
 /**
  * Adds a chain of `n` buffers described at `bufs` ({le32 addr, le32 len, le32 flags}
- * each, readable first; flags BUF_WRITABLE | BUF_GRANT_ADDR) and publishes it. Returns the head index, or -1 when there are
- * not enough free descriptors (or the arguments are out of memory).
+ * each, readable first; flags BUF_WRITABLE | BUF_GRANT_ADDR) and publishes it. Returns the
+ * head index; ERR_RING_FULL when fewer than `n` descriptors are free, ERR_CHAIN_TOO_LONG
+ * when `n` exceeds the ring, ERR_BAD_QUEUE when the ring or `bufs` is out of memory or n is 0.
  */
 export function vringAdd(desc: u32, avail: u32, used: u32, size: u32, state: u32, bufs: u32, n: u32): i32 {
-  if (!driverOk(desc, avail, used, size, state) || n == 0 || !fits(bufs, 12 * <u64>n)) return -1;
+  if (!driverOk(desc, avail, used, size, state) || n == 0) return ERR_BAD_QUEUE;
+  if (n > size) return ERR_CHAIN_TOO_LONG; // no reclaim frees more than the ring holds
+  if (!fits(bufs, 12 * <u64>n)) return ERR_BAD_QUEUE;
   const free = <u32>load<u16>(state + ST_NUM_FREE);
-  if (n > free) return -1;
+  if (n > free) return ERR_RING_FULL;
   const head = <u32>load<u16>(state + ST_FREE_HEAD) & (size - 1);
   let i = head;
   for (let k: u32 = 0; k < n; k++) {
@@ -87,12 +88,16 @@ export function vringAdd(desc: u32, avail: u32, used: u32, size: u32, state: u32
 
 /**
  * Like vringAdd, but the `n` buffers go into an indirect table at `table` (16 bytes each,
- * linked by `next`) and the ring gets one INDIRECT descriptor (2.7.5.3). Returns the head or -1.
+ * linked by `next`) and the ring gets one INDIRECT descriptor (2.7.5.3). Returns the head;
+ * ERR_RING_FULL when no descriptor is free, ERR_CHAIN_TOO_LONG for a table of more than
+ * MAX_INDIRECT entries (no device here takes it), ERR_BAD_QUEUE as vringAdd.
  */
 export function vringAddIndirect(desc: u32, avail: u32, used: u32, size: u32, state: u32, bufs: u32, n: u32, table: u32): i32 {
-  if (!driverOk(desc, avail, used, size, state) || n == 0 || n > 32768 || !fits(bufs, 12 * <u64>n) || !fits(table, 16 * <u64>n)) return -1;
+  if (!driverOk(desc, avail, used, size, state) || n == 0) return ERR_BAD_QUEUE;
+  if (n > MAX_INDIRECT) return ERR_CHAIN_TOO_LONG; // longer than vringPop takes
+  if (!fits(bufs, 12 * <u64>n) || !fits(table, 16 * <u64>n)) return ERR_BAD_QUEUE;
   const free = <u32>load<u16>(state + ST_NUM_FREE);
-  if (free < 1) return -1;
+  if (free < 1) return ERR_RING_FULL;
   for (let k: u32 = 0; k < n; k++) {
     const b = bufs + 12 * k;
     const e = table + 16 * k;
@@ -139,12 +144,12 @@ export function vringNeedKick(used: u32, size: u32, state: u32, eventIdx: u32): 
 
 /**
  * Takes up to `max` used entries: writes {le32 head, le32 written} pairs to `out` and
- * returns their number (0 when none). Chains go back on the free list. An entry whose id
+ * returns their number (0 when none; ERR_BAD_QUEUE on bad geometry). Chains go back on the free list. An entry whose id
  * is not an outstanding head (a lying device) is skipped. With EVENT_IDX, publishes
  * used_event = last_used (interrupt me for anything newer).
  */
 export function vringReclaim(desc: u32, avail: u32, used: u32, size: u32, state: u32, eventIdx: u32, out: u32, max: u32): i32 {
-  if (!driverOk(desc, avail, used, size, state) || !fits(out, 8 * <u64>max)) return -1;
+  if (!driverOk(desc, avail, used, size, state) || !fits(out, 8 * <u64>max)) return ERR_BAD_QUEUE;
   const usedIdx = <u32>load<u16>(used + 2); // device-written, read once
   let lastUsed = <u32>load<u16>(state + ST_LAST_USED);
   let got: u32 = 0;

@@ -6,7 +6,7 @@
 // suppression structures {le16 off_wrap, le16 flags} say when each side wants to be told.
 //
 // The device side treats everything the driver wrote as hostile, with split.ts's rules and
-// error codes: each field read once into a local, chains bounded by the ring size, every
+// defs.ts's error codes: each field read once into a local, chains bounded by the ring size, every
 // buffer inside memory, readable before writable, indirect tables (2.8.8) only when
 // negotiated, never nested and a non-zero multiple of 16 long. The driver side checks what
 // the device writes back (used ids must be outstanding). Errors are values, never traps.
@@ -20,37 +20,27 @@
 //           +20 in_order, +22 added_since_kick (descriptors, capped at 0xFFFF),
 //           +24 le16 chain_len[size], le16 next_free[size], le16 fifo[size]
 //           (fifo: outstanding ids in the order added, kept only with IN_ORDER)
+//
+// Flags, feature bits, the error enum and bounds helpers: defs.ts; the DMA window: dma.ts.
 import {
-  ERR_ADDRESS_OUT_OF_RANGE, ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_INDEX_OUT_OF_RANGE, ERR_INDIRECT_IN_INDIRECT,
-  ERR_INDIRECT_NOT_SUPPORTED, ERR_INDIRECT_WITH_NEXT, ERR_INVALID_INDIRECT_LENGTH, ERR_LENGTH_OVERFLOW, ERR_READABLE_AFTER_WRITABLE,
-  FEATURE_EVENT_IDX, FEATURE_INDIRECT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, dmaAt, dmaLimit, fits,
-} from "./split";
-
-/** A chain's later descriptor is not available yet: the driver published a head before its tail. */
-export const ERR_INCOMPLETE_CHAIN: i32 = -12;
-
-const F_AVAIL: u16 = 1 << 7;
-const F_USED: u16 = 1 << 15;
-const EVENT_ENABLE: u16 = 0;
-const EVENT_DISABLE: u16 = 1;
-const EVENT_DESC: u16 = 2;
-/** Driver-side buffer flags (as vringAdd takes them). */
-const BUF_WRITABLE: u32 = 1;
-
-function sizeOk(size: u32): bool {
-  return size >= 1 && size <= 32768;
-}
+  BUF_WRITABLE, ERR_ADDRESS_OUT_OF_RANGE, ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_INCOMPLETE_CHAIN, ERR_INDEX_OUT_OF_RANGE,
+  ERR_INDIRECT_IN_INDIRECT, ERR_INDIRECT_NOT_SUPPORTED, ERR_INDIRECT_WITH_NEXT, ERR_INVALID_INDIRECT_LENGTH, ERR_LENGTH_OVERFLOW,
+  ERR_READABLE_AFTER_WRITABLE, ERR_RING_FULL, FEATURE_EVENT_IDX, FEATURE_INDIRECT, RING_EVENT_FLAGS_DESC, RING_EVENT_FLAGS_DISABLE,
+  RING_EVENT_FLAGS_ENABLE, VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_USED, VIRTQ_DESC_F_WRITE,
+  fits, packedSizeOk,
+} from "./defs";
+import { dmaAt, dmaLimit } from "./dma";
 
 /** Is the descriptor with these flags available for a device whose avail wrap counter is `wrap`? */
 // @ts-ignore: decorator
 @inline function isAvail(flags: u16, wrap: u32): bool {
-  return (((flags & F_AVAIL) != 0) == (wrap != 0)) && (((flags & F_USED) != 0) != (wrap != 0));
+  return (((flags & VIRTQ_DESC_F_AVAIL) != 0) == (wrap != 0)) && (((flags & VIRTQ_DESC_F_USED) != 0) != (wrap != 0));
 }
 
 /** Is it used, for a driver whose used wrap counter is `wrap`? */
 // @ts-ignore: decorator
 @inline function isUsed(flags: u16, wrap: u32): bool {
-  return (((flags & F_AVAIL) != 0) == (wrap != 0)) && (((flags & F_USED) != 0) == (wrap != 0));
+  return (((flags & VIRTQ_DESC_F_AVAIL) != 0) == (wrap != 0)) && (((flags & VIRTQ_DESC_F_USED) != 0) == (wrap != 0));
 }
 
 // ---- device side --------------------------------------------------------------------
@@ -71,7 +61,7 @@ export function packedDeviceStateSize(size: u32): u32 {
 
 /** Resets the device's view: next_avail 0, both wrap counters 1 (2.8.1). */
 export function packedDeviceInit(size: u32, state: u32): i32 {
-  if (!sizeOk(size) || !fits(state, <u64>packedDeviceStateSize(size))) return ERR_BAD_QUEUE;
+  if (!packedSizeOk(size) || !fits(state, <u64>packedDeviceStateSize(size))) return ERR_BAD_QUEUE;
   memory.fill(state, 0, packedDeviceStateSize(size));
   store<u16>(state + 2, 1);
   store<u16>(state + 6, 1);
@@ -86,7 +76,7 @@ export function packedDeviceInit(size: u32, state: u32): i32 {
  * advanced). With FEATURE_EVENT_IDX, asks to be kicked for the descriptor after this chain.
  */
 export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, features: u32, out: u32): i32 {
-  if (!sizeOk(size) || !fits(desc, 16 * <u64>size) || !fits(deviceEvent, 4) ||
+  if (!packedSizeOk(size) || !fits(desc, 16 * <u64>size) || !fits(deviceEvent, 4) ||
     !fits(state, <u64>packedDeviceStateSize(size)) || !fits(out, 8 + 16 * <u64>size)) return ERR_BAD_QUEUE;
   const mem = dmaLimit(); // descriptor addresses are the driver's: checked against its window
   let i = <u32>load<u16>(state) ; // our own state: the caller's block, not the driver's
@@ -162,7 +152,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
   store<u16>(state + 16 + 2 * id, <u16>descs);
   if ((features & FEATURE_EVENT_IDX) != 0) {
     store<u16>(deviceEvent, <u16>(i | (wrap << 15)));
-    store<u16>(deviceEvent + 2, EVENT_DESC);
+    store<u16>(deviceEvent + 2, RING_EVENT_FLAGS_DESC);
   }
   store<u32>(out, id);
   store<u32>(out + 4, count);
@@ -175,7 +165,7 @@ export function packedPop(desc: u32, deviceEvent: u32, size: u32, state: u32, fe
  * ERR_BAD_QUEUE for an id that is not outstanding.
  */
 export function packedPush(desc: u32, size: u32, state: u32, id: u32, written: u32): i32 {
-  if (!sizeOk(size) || !fits(desc, 16 * <u64>size) || !fits(state, <u64>packedDeviceStateSize(size)) || id >= size) return ERR_BAD_QUEUE;
+  if (!packedSizeOk(size) || !fits(desc, 16 * <u64>size) || !fits(state, <u64>packedDeviceStateSize(size)) || id >= size) return ERR_BAD_QUEUE;
   const n = <u32>load<u16>(state + 16 + 2 * id);
   if (n == 0) return ERR_BAD_QUEUE;
   store<u16>(state + 16 + 2 * id, 0);
@@ -187,7 +177,7 @@ export function packedPush(desc: u32, size: u32, state: u32, id: u32, written: u
   store<u16>(d + 12, <u16>id);
   // 2.8.4/2.8.5: in a used descriptor WRITE says the device wrote data, and len is
   // reserved (ignored by drivers) without it; so it is set exactly when len means something.
-  store<u16>(d + 14, (wrap != 0 ? F_AVAIL | F_USED : 0) | (written != 0 ? VIRTQ_DESC_F_WRITE : 0));
+  store<u16>(d + 14, (wrap != 0 ? VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED : 0) | (written != 0 ? VIRTQ_DESC_F_WRITE : 0));
   let moved = load<u32>(state + 12) + n; // n <= size, the sum stays far below 2^32
   if (moved > 2 * size) moved = 2 * size;
   store<u32>(state + 12, moved);
@@ -207,7 +197,7 @@ export function packedPush(desc: u32, size: u32, state: u32, id: u32, written: u
  * virtio_packed_should_notify.
  */
 export function packedNeedInterrupt(driverEvent: u32, size: u32, state: u32): i32 {
-  if (!sizeOk(size) || !fits(driverEvent, 4) || !fits(state, 16)) return 1;
+  if (!packedSizeOk(size) || !fits(driverEvent, 4) || !fits(state, 16)) return 1;
   const old = <u32>load<u16>(state + 8);
   const oldWrap = <u32>load<u16>(state + 10);
   const moved = load<u32>(state + 12);
@@ -216,8 +206,8 @@ export function packedNeedInterrupt(driverEvent: u32, size: u32, state: u32): i3
   store<u32>(state + 12, 0);
   const offWrap = <u32>load<u16>(driverEvent);
   const flags = load<u16>(driverEvent + 2);
-  if (flags == EVENT_DISABLE) return 0;
-  if (flags != EVENT_DESC) return 1;
+  if (flags == RING_EVENT_FLAGS_DISABLE) return 0;
+  if (flags != RING_EVENT_FLAGS_DESC) return 1;
   return eventInRange(offWrap, size, old, oldWrap, moved);
 }
 
@@ -276,7 +266,7 @@ export function packedDriverStateSize(size: u32): u32 {
 }
 
 function driverOk(desc: u32, size: u32, state: u32): bool {
-  return sizeOk(size) && fits(desc, 16 * <u64>size) && fits(state, <u64>packedDriverStateSize(size));
+  return packedSizeOk(size) && fits(desc, 16 * <u64>size) && fits(state, <u64>packedDriverStateSize(size));
 }
 
 /** Resets the ring (all flags 0: nothing available) and the driver's state. */
@@ -291,7 +281,7 @@ export function packedDriverInit(desc: u32, driverEvent: u32, size: u32, state: 
   store<u16>(state + DS_NUM_FREE, <u16>size); // size <= 32768
   for (let id: u32 = 0; id < size; id++) store<u16>(nextFreeAt(state, size, id), <u16>(id + 1));
   store<u16>(driverEvent, <u16>(1 << 15)); // off 0, wrap 1
-  store<u16>(driverEvent + 2, eventIdx != 0 ? EVENT_DESC : EVENT_ENABLE);
+  store<u16>(driverEvent + 2, eventIdx != 0 ? RING_EVENT_FLAGS_DESC : RING_EVENT_FLAGS_ENABLE);
   return 0;
 }
 
@@ -303,16 +293,20 @@ export function packedDriverFree(state: u32): u32 {
  * Adds a chain of `n` buffers ({le32 addr, le32 len, le32 flags} each, readable first)
  * under a free buffer id. With `table` != 0 the buffers go into an indirect table at
  * `table` and the ring gets one descriptor. The head's flags are written last, so the
- * device never sees a half-written chain. Returns the id, or -1 when full.
+ * device never sees a half-written chain. Returns the id; ERR_RING_FULL when fewer ring
+ * descriptors are free than the chain takes, ERR_CHAIN_TOO_LONG when it takes more than
+ * the ring has, ERR_BAD_QUEUE for bad geometry or arguments (or a free id past the ring:
+ * our state block is corrupt).
  */
 export function packedAdd(desc: u32, size: u32, state: u32, bufs: u32, n: u32, table: u32): i32 {
-  if (!driverOk(desc, size, state) || n == 0 || !fits(bufs, 12 * <u64>n)) return -1;
-  if (table != 0 && !fits(table, 16 * <u64>n)) return -1;
+  if (!driverOk(desc, size, state) || n == 0 || !fits(bufs, 12 * <u64>n)) return ERR_BAD_QUEUE;
+  if (table != 0 && !fits(table, 16 * <u64>n)) return ERR_BAD_QUEUE;
   const ringDescs: u32 = table != 0 ? 1 : n;
+  if (ringDescs > size) return ERR_CHAIN_TOO_LONG; // no reclaim frees more than the ring holds
   const free = <u32>load<u16>(state + DS_NUM_FREE);
-  if (ringDescs > free) return -1;
+  if (ringDescs > free) return ERR_RING_FULL;
   const id = <u32>load<u16>(state + DS_FREE_ID);
-  if (id >= size) return -1;
+  if (id >= size) return ERR_BAD_QUEUE;
   store<u16>(state + DS_FREE_ID, load<u16>(nextFreeAt(state, size, id)));
   let i = <u32>load<u16>(state + DS_NEXT_AVAIL);
   let wrap = <u32>load<u16>(state + DS_AVAIL_WRAP);
@@ -333,7 +327,7 @@ export function packedAdd(desc: u32, size: u32, state: u32, bufs: u32, n: u32, t
     store<u32>(d + 4, 0);
     store<u32>(d + 8, 16 * n);
     store<u16>(d + 12, <u16>id);
-    headFlags = VIRTQ_DESC_F_INDIRECT | (wrap != 0 ? F_AVAIL : F_USED);
+    headFlags = VIRTQ_DESC_F_INDIRECT | (wrap != 0 ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED);
     i++;
     if (i == size) { i = 0; wrap ^= 1; }
   } else {
@@ -345,7 +339,7 @@ export function packedAdd(desc: u32, size: u32, state: u32, bufs: u32, n: u32, t
       store<u32>(d + 8, load<u32>(b + 4));
       store<u16>(d + 12, <u16>id);
       const flags: u16 = ((load<u32>(b + 8) & BUF_WRITABLE) != 0 ? VIRTQ_DESC_F_WRITE : 0) |
-        (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0) | (wrap != 0 ? F_AVAIL : F_USED);
+        (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0) | (wrap != 0 ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED);
       if (k == 0) headFlags = flags;
       else store<u16>(d + 14, flags);
       i++;
@@ -371,7 +365,7 @@ export function packedAdd(desc: u32, size: u32, state: u32, bufs: u32, n: u32, t
 
 /** Should the driver notify the device now? Reads the device event suppression structure (device-written). */
 export function packedNeedKick(deviceEvent: u32, size: u32, state: u32): i32 {
-  if (!sizeOk(size) || !fits(deviceEvent, 4) || !fits(state, DS_TABLES)) return 1;
+  if (!packedSizeOk(size) || !fits(deviceEvent, 4) || !fits(state, DS_TABLES)) return 1;
   const old = <u32>load<u16>(state + DS_KICKED_AT);
   const oldWrap = <u32>load<u16>(state + DS_KICKED_WRAP);
   const added = <u32>load<u16>(state + DS_ADDED);
@@ -380,8 +374,8 @@ export function packedNeedKick(deviceEvent: u32, size: u32, state: u32): i32 {
   store<u16>(state + DS_ADDED, 0);
   const offWrap = <u32>load<u16>(deviceEvent);
   const flags = load<u16>(deviceEvent + 2);
-  if (flags == EVENT_DISABLE) return 0;
-  if (flags != EVENT_DESC) return 1;
+  if (flags == RING_EVENT_FLAGS_DISABLE) return 0;
+  if (flags != RING_EVENT_FLAGS_DESC) return 1;
   // A saturated count (only a 32768-entry ring can reach it) means "everything".
   return eventInRange(offWrap, size, old, oldWrap, added == 0xffff ? 2 * size : added);
 }
@@ -443,7 +437,7 @@ export function packedReclaim(desc: u32, driverEvent: u32, size: u32, state: u32
   store<u16>(state + DS_USED_WRAP, <u16>wrap);
   if (eventIdx != 0) {
     store<u16>(driverEvent, <u16>(i | (wrap << 15)));
-    store<u16>(driverEvent + 2, EVENT_DESC);
+    store<u16>(driverEvent + 2, RING_EVENT_FLAGS_DESC);
   }
   return <i32>got;
 }

@@ -11,93 +11,19 @@
 //
 // pop() writes the chain into an out block the caller owns:
 //   +0 le32 head, +4 le32 count, then count x {le32 addr, le32 len, le32 flags, le32 0}
-
-export const VIRTQ_DESC_F_NEXT: u16 = 1;
-export const VIRTQ_DESC_F_WRITE: u16 = 2;
-export const VIRTQ_DESC_F_INDIRECT: u16 = 4;
-
-export const ERR_AVAIL_IDX_JUMP: i32 = -1;
-export const ERR_INDEX_OUT_OF_RANGE: i32 = -2;
-export const ERR_DESCRIPTOR_LOOP: i32 = -3;
-export const ERR_ADDRESS_OUT_OF_RANGE: i32 = -4;
-export const ERR_READABLE_AFTER_WRITABLE: i32 = -5;
-export const ERR_INDIRECT_NOT_SUPPORTED: i32 = -6;
-export const ERR_LENGTH_OVERFLOW: i32 = -7;
-export const ERR_BAD_QUEUE: i32 = -8;
-export const ERR_INDIRECT_IN_INDIRECT: i32 = -9;
-export const ERR_INVALID_INDIRECT_LENGTH: i32 = -10;
-export const ERR_CHAIN_TOO_LONG: i32 = -11;
-// -12 is packed.ts's ERR_INCOMPLETE_CHAIN.
-/** A descriptor with both INDIRECT and NEXT (2.7.5.3.1, 2.8.8: a driver MUST NOT set both). */
-export const ERR_INDIRECT_WITH_NEXT: i32 = -13;
-
-/** avail.flags bit 0 (2.7.7.2): the driver asks for no used buffer notifications. */
-export const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
-/** used.flags bit 0 (2.7.7.2): the device asks for no available buffer notifications. */
-export const VIRTQ_USED_F_NO_NOTIFY: u16 = 1;
-
-/** vringPop `features` bits: the ring features the driver negotiated. */
-export const FEATURE_EVENT_IDX: u32 = 1;
-export const FEATURE_INDIRECT: u32 = 2;
-/**
- * Addresses are Xen grant DMA handles (bit 63 set, ref << 12 | offset: xen/grant-dma-ops.c)
- * for the `grant` baseline: hi must be exactly 0x80000000 and lo is returned as is; the
- * hypervisor's grant map, not this walk, bounds the buffer.
- */
-export const FEATURE_GRANT_ADDR: u32 = 4;
-const GRANT_DMA_HI: u32 = 0x80000000;
-
-/** Most descriptors one indirect table may hold (the spec bounds it by the queue size too). */
-const MAX_INDIRECT: u32 = 32768;
-
-// @ts-ignore: decorator
-@inline function memoryBytes(): u64 {
-  return <u64>memory.size() << 16;
-}
-
-/**
- * The driver's DMA window: where the addresses a driver writes into descriptors point.
- * A driver address `a` is valid when a + len <= dmaLimit, and is at Wasm offset
- * dmaBase + a. For domains whose memory is theirs alone both are 0 (limit: all of
- * memory). A Linux guest in v86 has its RAM at an offset inside v86's memory, after the
- * emulator's own state: the window keeps a driver from naming those bytes.
- */
-let dmaBase: u32 = 0;
-let dmaLimitBytes: u64 = 0;
-
-/** Sets the DMA window (base, limit in bytes); 0 when it lies outside memory. */
-export function vringSetDmaWindow(base: u32, limit: u32): i32 {
-  if (<u64>base + <u64>limit > memoryBytes() || (base & 15) != 0) return 0;
-  dmaBase = base;
-  dmaLimitBytes = <u64>limit;
-  return 1;
-}
-
-/** Upper bound of driver-written addresses (the window, else all of memory). */
-// @ts-ignore: decorator
-@inline export function dmaLimit(): u64 {
-  return dmaLimitBytes != 0 ? dmaLimitBytes : memoryBytes();
-}
-
-/** Wasm offset of a driver address already checked against dmaLimit (no wrap: base + limit <= memory). */
-// @ts-ignore: decorator
-@inline export function dmaAt(addr: u32): u32 {
-  return dmaBase + addr;
-}
-
-/** Does [at, at + bytes) lie inside memory? (64-bit sum: no wrap.) Shared by every ring module. */
-// @ts-ignore: decorator
-@inline export function fits(at: u32, bytes: u64): bool {
-  return <u64>at + bytes <= memoryBytes();
-}
+//
+// Flags, feature bits, error codes and bounds helpers: defs.ts; the DMA window: dma.ts.
+import {
+  ERR_ADDRESS_OUT_OF_RANGE, ERR_AVAIL_IDX_JUMP, ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_DESCRIPTOR_LOOP, ERR_INDEX_OUT_OF_RANGE,
+  ERR_INDIRECT_IN_INDIRECT, ERR_INDIRECT_NOT_SUPPORTED, ERR_INDIRECT_WITH_NEXT, ERR_INVALID_INDIRECT_LENGTH, ERR_LENGTH_OVERFLOW,
+  ERR_READABLE_AFTER_WRITABLE, FEATURE_EVENT_IDX, FEATURE_GRANT_ADDR, FEATURE_INDIRECT, GRANT_DMA_HI, MAX_INDIRECT, VIRTQ_AVAIL_F_NO_INTERRUPT,
+  VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, fits, splitRingOk, vringNeedEvent,
+} from "./defs";
+import { dmaAt, dmaLimit } from "./dma";
 
 /** The ring areas, the out block and the size must be sane before anything is read. */
 function queueOk(desc: u32, avail: u32, used: u32, size: u32, out: u32): bool {
-  if (size == 0 || size > 32768 || (size & (size - 1)) != 0) return false;
-  const mem = memoryBytes();
-  const s = <u64>size;
-  return <u64>desc + 16 * s <= mem && <u64>avail + 6 + 2 * s <= mem && <u64>used + 6 + 8 * s <= mem &&
-    <u64>out + 8 + 16 * s <= mem;
+  return splitRingOk(desc, avail, used, size) && fits(out, 8 + 16 * <u64>size);
 }
 
 /**
@@ -185,7 +111,7 @@ export function vringPop(desc: u32, avail: u32, used: u32, size: u32, lastAvail:
 
 /** Writes used[usedIdx] = {head, written} and publishes the new used idx (after the entry). */
 export function vringPush(used: u32, size: u32, usedIdx: u32, head: u32, written: u32): u32 {
-  if (size == 0 || (size & (size - 1)) != 0 || <u64>used + 6 + 8 * <u64>size > memoryBytes()) return usedIdx;
+  if (size == 0 || (size & (size - 1)) != 0 || !fits(used, 6 + 8 * <u64>size)) return usedIdx;
   const e = used + 4 + 8 * (usedIdx & (size - 1));
   store<u32>(e, head);
   store<u32>(e + 4, written);
@@ -207,13 +133,8 @@ export function vringNeedInterrupt(avail: u32, size: u32, usedIdx: u32, old: u32
   return (load<u16>(avail) & VIRTQ_AVAIL_F_NO_INTERRUPT) != 0 ? 0 : 1;
 }
 
-/** vring_need_event (2.7.10): did idx move past event since old? All u16. */
-export function vringNeedEvent(event: u32, newIdx: u32, old: u32): i32 {
-  return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff) ? 1 : 0;
-}
-
 /** used_event as the driver published it (avail ring tail); 0 if the ring is out of memory. */
 export function vringUsedEvent(avail: u32, size: u32): u32 {
-  if (<u64>avail + 6 + 2 * <u64>size > memoryBytes()) return 0;
+  if (!fits(avail, 6 + 2 * <u64>size)) return 0;
   return <u32>load<u16>(avail + 4 + 2 * size);
 }

@@ -12,12 +12,12 @@
 //   - interrupts: split 2.7.7.2 (NO_INTERRUPT without EVENT_IDX, used_event with it),
 //     packed 2.8.10 (DISABLE, ENABLE, DESC at off/wrap), the DESC case decided by walking
 //     the positions written one by one.
-import { vringEngine, VRING_ERRORS, type VringEngine } from "../../host/transport/vring/split-sides.ts";
+import { vringEngine, type VringEngine } from "../../host/transport/vring/split-sides.ts";
+import { vringErrorName } from "../../host/transport/vring/errors.ts";
 import { FuzzFailure, Prng } from "./prng.ts";
 import { AVAIL, INDIRECT, NEXT, USED, WRITE } from "../vring/flags.ts";
 const FEATURE_EVENT_IDX = 1;
 const FEATURE_INDIRECT = 2;
-const ERR_INCOMPLETE_CHAIN = -12;
 
 const MEM = 2 * 65536;
 const DESC = 0x1000;
@@ -276,11 +276,11 @@ function splitRound(
     if (n !== 0) fail(`split pop: model says nothing available, device returned ${n}`);
     count(stats.split, "none");
   } else if (want.kind === "err") {
-    const name = n < 0 ? VRING_ERRORS[n] : `${n}`;
+    const name = n < 0 ? (vringErrorName(n) ?? `code ${n}`) : `${n}`;
     if (!want.allowed.includes(name)) fail(`split pop: model says ${want.allowed.join("|")}, device says ${name}`);
     count(stats.split, name);
   } else {
-    if (n !== want.bufs.length) fail(`split pop: model pops ${want.bufs.length} buffers, device returned ${n}${n < 0 ? ` (${VRING_ERRORS[n]})` : ""}`);
+    if (n !== want.bufs.length) fail(`split pop: model pops ${want.bufs.length} buffers, device returned ${n}${n < 0 ? ` (${vringErrorName(n)})` : ""}`);
     if (dv.getUint32(OUT, true) !== want.head) fail(`split pop: head ${dv.getUint32(OUT, true)}, model ${want.head}`);
     for (let k = 0; k < n; k++) {
       const e = OUT + 8 + 16 * k;
@@ -424,13 +424,13 @@ class PackedRun {
       return;
     }
     if (want.kind === "err") {
-      const name = got < 0 ? (got === ERR_INCOMPLETE_CHAIN ? "IncompleteChain" : VRING_ERRORS[got]) : `${got}`;
+      const name = got < 0 ? (vringErrorName(got) ?? `code ${got}`) : `${got}`;
       if (!want.allowed.includes(name)) fail(`packed pop: model says ${want.allowed.join("|")}, device says ${name}`);
       if (dv.getUint16(STATE, true) !== this.nextAvail || dv.getUint16(STATE + 2, true) !== this.availWrap) fail("packed pop: a refused chain moved next_avail");
       count(stats.packed, name);
       return;
     }
-    if (got !== want.bufs.length) fail(`packed pop: model pops ${want.bufs.length} buffers, device returned ${got}${got < 0 ? ` (${VRING_ERRORS[got] ?? "IncompleteChain"})` : ""}`);
+    if (got !== want.bufs.length) fail(`packed pop: model pops ${want.bufs.length} buffers, device returned ${got}${got < 0 ? ` (${vringErrorName(got)})` : ""}`);
     if (dv.getUint32(OUT, true) !== want.head) fail(`packed pop: buffer id ${dv.getUint32(OUT, true)}, model ${want.head}`);
     for (let k = 0; k < got; k++) {
       const e = OUT + 8 + 16 * k;

@@ -3,6 +3,7 @@
 // buffers, and may mark heads as failed (the transport, not the device, failed them).
 import type { DriverQueue, GuestBuffer, UsedHandler } from "../../devices/types.ts";
 import type { DriverSide } from "./queue-sides.ts";
+import { ERR_RING_FULL, vringErrorName } from "./errors.ts";
 
 /**
  * The guest's DMA layer between a driver's buffers and the addresses the device sees
@@ -114,7 +115,11 @@ export class GuestDriverQueue implements DriverQueue {
     const head = this.side.add(this.gpa, this.len, this.writable, n);
     if (head < 0) {
       dma?.abort();
-      return false;
+      if (head === ERR_RING_FULL) return false; // back-pressure: the driver retries after a completion
+      // Size and free descriptors were checked above, so anything else is our bug (a ring
+      // out of bounds): reporting "full" would leave the driver waiting for a completion
+      // that never frees what it needs.
+      throw new Error(`virtqueue add of ${n} buffers failed: ${vringErrorName(head) ?? head}`);
     }
     dma?.commit(head);
     this.tokens[head] = token;

@@ -9,7 +9,8 @@
 import { viewsOf, type MemoryViews } from "../../guest/views.ts";
 import { HeapLease, type GuestHeap, type PageAllocator } from "../../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
-import { WasmDriverSide, takeChain, vringEngine, type QueuePair, type SplitError, type VringEngine } from "./split-sides.ts";
+import { WasmDriverSide, takeChain, vringEngine, type QueuePair, type VringEngine } from "./split-sides.ts";
+import type { VringError } from "./errors.ts";
 
 /** Where a packed ring lives in memory. Sizes need not be powers of two. */
 export interface PackedLayout {
@@ -70,7 +71,7 @@ class PackedDriver extends WasmDriverSide {
 /** Device side: the hostile-facing half; its walk and checks run in Wasm. */
 class PackedDevice implements DeviceSide {
   readonly size: number;
-  error: SplitError | null = null;
+  error: VringError | null = null;
   private readonly engine: VringEngine;
   private readonly views: MemoryViews;
   private readonly l: PackedLayout;

@@ -53,7 +53,10 @@ export interface DriverSide {
   readonly size: number;
   readonly freeDescriptors: number;
   /**
-   * Adds a chain of `n` buffers from the arrays; returns the head index or -1 when full.
+   * Adds a chain of `n` buffers from the arrays; returns the head index, or (errors.ts)
+   * ERR_RING_FULL when fewer descriptors are free than it needs (back-pressure: retry after
+   * a reclaim), ERR_CHAIN_TOO_LONG when it needs more than the ring has (never fits), or
+   * ERR_BAD_QUEUE for n < 1 or a ring out of bounds (a bug).
    * `flags[i]`: bit 0 device-writable, bit 1 the address is a grant DMA handle (bit 63 set).
    */
   add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number;

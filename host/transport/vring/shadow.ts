@@ -5,6 +5,7 @@ import type { GuestHeap } from "../../guest/heap.ts";
 import type { DeviceQueue } from "../../devices/types.ts";
 import type { DeviceSide, DriverSide } from "./queue-sides.ts";
 import { SideDeviceQueue } from "./device-queue.ts";
+import { ERR_BAD_QUEUE, vringErrorName } from "./errors.ts";
 import { splitQueue, type QueuePair } from "./split-sides.ts";
 import { packedQueue } from "./packed-sides.ts";
 
@@ -33,13 +34,19 @@ export class ShadowQueue {
     return this.driver.freeDescriptors;
   }
 
-  /** Adds [readGpa, +readLen) readable and [writeGpa, +writeLen) writable; returns the head or -1. */
+  /**
+   * Adds [readGpa, +readLen) readable and [writeGpa, +writeLen) writable; returns the head,
+   * ERR_RING_FULL (wait for a reclaim) or ERR_CHAIN_TOO_LONG (two buffers on a queue of
+   * size 1: never fits). Throws on ERR_BAD_QUEUE: this ring is ours, so that is our bug.
+   */
   add(readGpa: number, readLen: number, writeGpa: number, writeLen: number): number {
     let n = 0;
     if (readLen > 0) { this.gpa[n] = readGpa; this.len[n] = readLen; this.writable[n] = 0; n++; }
     if (writeLen > 0) { this.gpa[n] = writeGpa; this.len[n] = writeLen; this.writable[n] = 1; n++; }
     if (n === 0) { this.gpa[0] = writeGpa; this.len[0] = 0; this.writable[0] = 1; n = 1; }
-    return this.driver.add(this.gpa, this.len, this.writable, n);
+    const head = this.driver.add(this.gpa, this.len, this.writable, n);
+    if (head === ERR_BAD_QUEUE) throw new Error(`shadow queue add of ${n} buffers: ${vringErrorName(head)}`);
+    return head;
   }
 
   reclaim(cb: (head: number, written: number) => void): number {

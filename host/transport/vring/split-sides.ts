@@ -17,6 +17,7 @@ import { viewsOf, type MemoryViews } from "../../guest/views.ts";
 import { HeapLease, type GuestHeap, type PageAllocator } from "../../guest/heap.ts";
 import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
 import { instantiate } from "../../wasm.ts";
+import { ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, vringErrorName, type VringError } from "./errors.ts";
 
 const VIRTQ_DESC_F_NEXT = 1;
 const VIRTQ_DESC_F_WRITE = 2;
@@ -25,11 +26,6 @@ const VIRTQ_DESC_F_WRITE = 2;
 export function vringNeedEvent(event: number, newIdx: number, old: number): boolean {
   return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff);
 }
-
-export type SplitError =
-  | "AvailIdxJump" | "IndexOutOfRange" | "DescriptorLoop" | "ChainTooLong" | "AddressOutOfRange"
-  | "ReadableAfterWritable" | "IndirectNotSupported" | "LengthOverflow" | "BadQueue"
-  | "IndirectInIndirect" | "InvalidIndirectLength" | "IncompleteChain" | "IndirectWithNext";
 
 /** Where a split ring lives in memory. */
 export interface SplitLayout {
@@ -86,7 +82,7 @@ export abstract class WasmDriverSide implements DriverSide {
 
   abstract get freeDescriptors(): number;
   abstract needsKick(): boolean;
-  /** Adds the `n` buffers at `bufs`; the head / buffer id, or -1. */
+  /** Adds the `n` buffers at `bufs`; the head / buffer id, or a driver-side ERR_* code. */
   protected abstract addBufs(bufs: number, n: number): number;
   /** Writes up to `max` used entries to `out`; their number, or negative when the ring is broken. */
   protected abstract reclaimInto(out: number, max: number): number;
@@ -94,7 +90,8 @@ export abstract class WasmDriverSide implements DriverSide {
   protected abstract get flagMask(): number;
 
   add(gpa: ArrayLike<number>, len: ArrayLike<number>, flags: ArrayLike<number>, n: number): number {
-    if (n < 1 || n > this.size) return -1;
+    if (n < 1) return ERR_BAD_QUEUE;
+    if (n > this.size) return ERR_CHAIN_TOO_LONG; // more than the bufs block (and the ring) holds
     const w = this.bufs >>> 2; // page-aligned heap block
     const mask = this.flagMask;
     for (let i = 0; i < n; i++) {
@@ -198,22 +195,15 @@ export interface VringEngine {
   vringNeedInterrupt(avail: number, size: number, usedIdx: number, old: number, eventIdx: number): number;
 }
 
-export const VRING_ERRORS: Record<number, SplitError> = {
-  [-1]: "AvailIdxJump", [-2]: "IndexOutOfRange", [-3]: "DescriptorLoop", [-4]: "AddressOutOfRange",
-  [-5]: "ReadableAfterWritable", [-6]: "IndirectNotSupported", [-7]: "LengthOverflow", [-8]: "BadQueue",
-  [-9]: "IndirectInIndirect", [-10]: "InvalidIndirectLength", [-11]: "ChainTooLong", [-12]: "IncompleteChain",
-  [-13]: "IndirectWithNext",
-};
-
 /**
  * The result of a Wasm pop (`n` buffers, or a negative code) into `out`: 1 when a chain was
  * popped, 0 when none, -1 (and `side.error` set: NEEDS_RESET) when the ring is broken. The
  * out block is {le32 head, le32 count, then {addr, len, flags, 0} per buffer}.
  */
-export function takeChain(side: { error: SplitError | null }, n: number, u32: Uint32Array, outBlock: number, out: ChainBuffers): number {
+export function takeChain(side: { error: VringError | null }, n: number, u32: Uint32Array, outBlock: number, out: ChainBuffers): number {
   if (n === 0) return 0;
   if (n < 0) {
-    side.error = VRING_ERRORS[n] ?? "BadQueue";
+    side.error = vringErrorName(n) ?? "BadQueue";
     return -1;
   }
   const w = outBlock >>> 2; // heap allocations are page-aligned
@@ -240,7 +230,7 @@ export function vringEngine(memory: WebAssembly.Memory): VringEngine {
  */
 class SplitDevice implements DeviceSide {
   readonly size: number;
-  error: SplitError | null = null;
+  error: VringError | null = null;
   private readonly engine: VringEngine;
   private readonly views: MemoryViews;
   private readonly l: SplitLayout;
