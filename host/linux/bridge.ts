@@ -7,7 +7,7 @@
 // write are ignored or set DEVICE_NEEDS_RESET; nothing a guest writes throws or reaches
 // outside the guest's RAM (queue areas are checked against it here, descriptor
 // addresses by the Wasm DMA window).
-import type { QueueSink } from "../transport/argo/frontend.ts";
+import type { QueueSink } from "../transport/argo/frontend/frontend.ts";
 import { TransportError } from "../transport/argo/control-client.ts";
 import { words } from "../transport/argo/wire.ts";
 import { Ctrl } from "../transport/argo/wire.ts";

@@ -21,7 +21,7 @@ import type { Domain } from "../hypervisor/domain.ts";
 import { GuestArgo } from "../guest/argo-driver.ts";
 import { GuestHeap } from "../guest/heap.ts";
 import { markEmulated } from "../guest/views.ts";
-import { ArgoFrontend } from "../transport/argo/frontend.ts";
+import { ArgoFrontend } from "../transport/argo/frontend/frontend.ts";
 import { QueueFactory } from "../transport/vring/shadow.ts";
 import { setDmaWindow } from "../transport/vring/split-sides.ts";
 import type { DevicePair, Toolstack } from "../transport/bus/toolstack.ts";

@@ -4,7 +4,7 @@
 // hypervisor copy) and `foreign` (the classic baseline: the backend maps all of the
 // guest and serves its vrings in place), so the same guest can be measured on both.
 import type { DeviceEnv, DeviceQueue, VirtioDeviceModel } from "../devices/types.ts";
-import type { ArgoFrontend, QueueSink } from "../transport/argo/frontend.ts";
+import type { ArgoFrontend, QueueSink } from "../transport/argo/frontend/frontend.ts";
 import { ControlEndpoint } from "../transport/argo/control.ts";
 import { TransportError } from "../transport/argo/control-client.ts";
 import { ABSENT_QUEUE, SideDeviceQueue } from "../transport/vring/device-queue.ts";

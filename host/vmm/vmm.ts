@@ -10,7 +10,7 @@ import { errnoName } from "../abi/errno.ts";
 import { Policy, type AuditEntry } from "../mac/index.ts";
 import { Toolstack, type DevicePair, type SharedPair } from "../transport/bus/toolstack.ts";
 import { GuestTransport } from "../transport/bus/guest-transport.ts";
-import type { ArgoFrontend } from "../transport/argo/frontend.ts";
+import type { ArgoFrontend } from "../transport/argo/frontend/frontend.ts";
 import type { ConsoleOptions } from "../devices/console/model.ts";
 import type { VsockHub } from "../devices/vsock/hub.ts";
 import { VIRTIO_IDS, type DeviceTypeName, type GuestVirtioDevice, type VirtioDeviceModel } from "../devices/types.ts";

@@ -5,7 +5,7 @@
 // the data path resumes.
 import { describe, expect, it } from "vitest";
 import { ConsoleDriver, RngDriver } from "../../host/devices/index.ts";
-import type { ArgoFrontend } from "../../host/transport/argo/frontend.ts";
+import type { ArgoFrontend } from "../../host/transport/argo/frontend/frontend.ts";
 import { policy, policyText, rig, until } from "./helpers.ts";
 
 const RATE = "{ rate: { messages_per_second: 40, burst: 2 } }";

@@ -9,7 +9,7 @@ import { GuestTransport } from "../../host/transport/bus/guest-transport.ts";
 import { BlkDriver, BlkModel, ConsoleDriver, RngDriver, type ConsoleModel, type GuestVirtioDevice, type VirtioDeviceModel } from "../../host/devices/index.ts";
 import type { DevicePairSpec } from "../../host/transport/bus/toolstack.ts";
 import { VIRTIO_F_RING_PACKED } from "../../host/devices/types.ts";
-import type { ArgoFrontend } from "../../host/transport/argo/frontend.ts";
+import type { ArgoFrontend } from "../../host/transport/argo/frontend/frontend.ts";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from "../../host/devices/blk/layout.ts";
 import { settle } from "./helpers.ts";
 

@@ -4,7 +4,7 @@ import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { Toolstack, type DevicePair } from "../../host/transport/bus/toolstack.ts";
 import { GuestTransport } from "../../host/transport/bus/guest-transport.ts";
-import type { ArgoFrontend } from "../../host/transport/argo/frontend.ts";
+import type { ArgoFrontend } from "../../host/transport/argo/frontend/frontend.ts";
 import type { DriverQueue, GuestVirtioDevice, VirtioDeviceModel } from "../../host/devices/types.ts";
 import { EchoModel } from "./echo-model.ts";
 import { DATA_HEADER_SIZE, MSG_DATA, encodeData, type DataHeader } from "../../host/transport/argo/wire.ts";

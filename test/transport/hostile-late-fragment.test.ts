@@ -14,7 +14,7 @@ describe("hostile frontend: a fragment after the last one", () => {
     const w = world({ model });
     const send = await rawDataSender(w);
     const server = w.pair.server;
-    const pending = (server as unknown as { pending: Map<number, { gpa: number }> }).pending;
+    const pending = (server as unknown as { requests: { pending: Map<number, { gpa: number }> } }).requests.pending;
     // A first request that the backend completes and recycles, so that spare buffers exist.
     send({ kind: KIND_REQUEST, flags: FLAG_FIRST | FLAG_LAST, queue: 0, requestId: 6, offset: 0, total: 16, writable: 16 }, 16);
     await new Promise((r) => setImmediate(r));

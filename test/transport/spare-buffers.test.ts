@@ -1,5 +1,5 @@
 // The backend keeps the request buffers of finished requests for the next requests of the
-// same size (host/transport/argo/backend.ts: SPARE_MAX_PAGES) instead of a heap alloc and free
+// same size (host/transport/argo/backend/backend.ts: SPARE_MAX_PAGES) instead of a heap alloc and free
 // per request: at most 64 pages of them, all given back when the backend stops.
 import { describe, expect, it } from "vitest";
 import { Requester, settle, world } from "./helpers.ts";

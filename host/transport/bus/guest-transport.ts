@@ -4,7 +4,7 @@ import { DOMID_ANY } from "../../abi/argo.ts";
 import { READ_EMPTY } from "../../abi/argo-reader.ts";
 import type { GuestRing } from "../../guest/argo-driver.ts";
 import { MAX_DEVICES, entryProblem, parseTable, readEntry, type DeviceEntry, type TableError } from "./enumeration.ts";
-import { ArgoFrontend } from "../argo/frontend.ts";
+import { ArgoFrontend } from "../argo/frontend/frontend.ts";
 import { DEVICE_TABLE_GPA, type GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "../vring/shadow.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";

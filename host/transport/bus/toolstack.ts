@@ -7,7 +7,7 @@ import type { DeviceTypeName, VirtioDeviceModel } from "../../devices/types.ts";
 import { VIRTIO_IDS } from "../../devices/types.ts";
 import { createDeviceModel, type DeviceModelOptions } from "../../devices/index.ts";
 import { DeviceFabric } from "../../devices/fabric.ts";
-import { ArgoBackend, OpenBudget } from "../argo/backend.ts";
+import { ArgoBackend, OpenBudget } from "../argo/backend/backend.ts";
 import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
 import { QueueFactory } from "../vring/shadow.ts";

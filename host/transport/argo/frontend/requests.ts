@@ -1,0 +1,173 @@
+// The frontend's request path: a chain popped from a guest vring becomes a request record
+// (ids from a counter, records reused), and goes to the backend as Argo messages whose
+// iovs point straight at the driver's readable buffers (no staging copy): the hypervisor
+// copies them once into the backend's ring. A request larger than one message goes as
+// fragments, in order, through the endpoint's send queue.
+import type { ChainBuffers } from "../../vring/queue-sides.ts";
+import { FLAG_FIRST, FLAG_LAST, KIND_REQUEST, type DataHeader } from "../wire.ts";
+import { MAXIOV } from "../../../abi/argo.ts";
+import type { ArgoEndpoint } from "../endpoint.ts";
+import { SendQueue, type Sender } from "../send-queue.ts";
+
+/** A request popped from a guest vring, being sent or waiting for its completion. */
+export interface InFlight {
+  id: number;
+  queue: number;
+  head: number;
+  /** Readable pieces: [gpa, len] pairs; rIndex/rSkip say where the next fragment starts. */
+  rGpa: number[];
+  rLen: number[];
+  rIndex: number;
+  rSkip: number;
+  readableTotal: number;
+  sentBytes: number;
+  /** Writable pieces of the chain, where the completion's bytes go. */
+  wGpa: number[];
+  wLen: number[];
+  capacity: number;
+  received: number;
+  completionTotal: number;
+  /** In the send queue (fragments still to send). */
+  queued: boolean;
+}
+
+function newInFlight(): InFlight {
+  return {
+    id: 0, queue: 0, head: 0, rGpa: [], rLen: [], rIndex: 0, rSkip: 0, readableTotal: 0, sentBytes: 0,
+    wGpa: [], wLen: [], capacity: 0, received: 0, completionTotal: 0, queued: false,
+  };
+}
+
+/** The requests in flight, by id. */
+export class RequestTable {
+  readonly open = new Map<number, InFlight>();
+  /** Finished records, reused: no allocation per request on the data path. */
+  private readonly spare: InFlight[] = [];
+  /**
+   * Next request id. Ids come from a counter, never from the chain head: a request failed
+   * here (bad completion, reset) frees its head at once while the backend may still answer
+   * it, and a head-derived id would deliver that stale answer into the next chain.
+   */
+  private nextId = 1;
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  get(id: number): InFlight | undefined {
+    return this.open.get(id);
+  }
+
+  /** Records chain `c` of queue `q` under a fresh id. */
+  track(q: number, c: ChainBuffers): InFlight {
+    const req = this.spare.pop() ?? newInFlight();
+    req.id = this.allocId();
+    req.queue = q;
+    req.head = c.head;
+    req.rGpa.length = req.rLen.length = req.wGpa.length = req.wLen.length = 0;
+    req.rIndex = req.rSkip = req.sentBytes = req.received = req.completionTotal = 0;
+    req.readableTotal = c.readableBytes;
+    req.capacity = c.writableBytes;
+    req.queued = false;
+    for (let i = 0; i < c.count; i++) {
+      if (c.len[i] === 0) continue;
+      if (c.writable[i]) { req.wGpa.push(c.gpa[i]); req.wLen.push(c.len[i]); }
+      else { req.rGpa.push(c.gpa[i]); req.rLen.push(c.len[i]); }
+    }
+    this.open.set(req.id, req);
+    return req;
+  }
+
+  /** Forgets `req` (it completed or failed); false if it was not open. */
+  close(req: InFlight): boolean {
+    if (!this.open.delete(req.id)) return false;
+    this.spare.push(req);
+    return true;
+  }
+
+  /** The open requests, copied (callers close them while they walk). */
+  snapshot(): InFlight[] {
+    return [...this.open.values()];
+  }
+
+  /** A 32-bit id not in flight (wraps after 4 G requests; skips any still open). */
+  private allocId(): number {
+    let id = this.nextId;
+    while (this.open.has(id)) id = (id + 1) >>> 0 || 1;
+    this.nextId = (id + 1) >>> 0 || 1;
+    return id;
+  }
+}
+
+/** Sends requests' fragments in order: one message is the header and up to 7 readable pieces. */
+export class RequestSender implements Sender<InFlight> {
+  readonly queue: SendQueue<InFlight>;
+  private readonly endpoint: ArgoEndpoint;
+  private readonly stats: { bytesOut: number };
+  private readonly failed: (req: InFlight, rc: number) => void;
+  private readonly h: DataHeader = { kind: KIND_REQUEST, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
+
+  /** `failed` hears of a request whose send the hypervisor refused (not -EAGAIN). */
+  constructor(endpoint: ArgoEndpoint, stats: { bytesOut: number }, failed: (req: InFlight, rc: number) => void) {
+    this.endpoint = endpoint;
+    this.stats = stats;
+    this.failed = failed;
+    this.queue = new SendQueue<InFlight>(this);
+  }
+
+  send(req: InFlight): void {
+    req.queued = true;
+    this.queue.push(req);
+  }
+
+  /** Takes `req` out of the queue (it completed before all its fragments went). */
+  withdraw(req: InFlight): void {
+    if (!req.queued) return;
+    req.queued = false;
+    this.queue.remove(req);
+  }
+
+  isSent(req: InFlight): boolean {
+    return req.sentBytes >= req.readableTotal && req.rIndex >= req.rGpa.length;
+  }
+
+  left(req: InFlight, rc: number): void {
+    req.queued = false;
+    if (rc < 0) this.failed(req, rc);
+  }
+
+  /** One message: header + up to 7 readable pieces, at most maxPayload bytes. */
+  sendNext(req: InFlight): number {
+    const ep = this.endpoint;
+    const iovGpa = ep.iovGpa;
+    const iovLen = ep.iovLen;
+    const maxPayload = ep.maxPayload;
+    let n = 1;
+    let bytes = 0;
+    let idx = req.rIndex;
+    let skip = req.rSkip;
+    while (idx < req.rGpa.length && n < MAXIOV && bytes < maxPayload) {
+      const take = Math.min(req.rLen[idx] - skip, maxPayload - bytes);
+      iovGpa[n] = req.rGpa[idx] + skip;
+      iovLen[n] = take;
+      bytes += take;
+      n++;
+      if (skip + take === req.rLen[idx]) { idx++; skip = 0; } else skip += take;
+    }
+    const h = this.h;
+    h.flags = (req.sentBytes === 0 ? FLAG_FIRST : 0) | (req.sentBytes + bytes >= req.readableTotal ? FLAG_LAST : 0);
+    h.queue = req.queue;
+    h.requestId = req.id;
+    h.offset = req.sentBytes;
+    h.total = req.readableTotal;
+    h.writable = req.capacity;
+    const rc = ep.sendData(h, n);
+    if (rc >= 0) {
+      req.sentBytes += bytes;
+      req.rIndex = idx;
+      req.rSkip = skip;
+      this.stats.bytesOut += bytes;
+    }
+    return rc;
+  }
+}
