@@ -4,7 +4,8 @@
 //   npx tsx bench/virtqueue.ts [--quick]
 import { Bench } from "tinybench";
 import { GuestHeap } from "../host/guest/heap.ts";
-import { allocSplit, vringEngine } from "../host/transport/vring/split-sides.ts";
+import { allocSplit } from "../host/transport/vring/split-layout.ts";
+import { vringEngine } from "../host/transport/vring/engine.ts";
 import { allocPacked } from "../host/transport/vring/packed-sides.ts";
 
 export interface VirtqueueRow {

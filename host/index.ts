@@ -16,7 +16,8 @@ export { GuestTransport, type DeviceListener } from "./transport/bus/guest-trans
 export { GuestKernel } from "./transport/bus/kernel.ts";
 export { QueueFactory, ShadowQueue } from "./transport/vring/shadow.ts";
 // Virtqueues over any domain's memory, for VMM authors who build their own transports.
-export { splitQueue, splitQueueAt, allocSplit, vringLayout, vringNeedEvent, type SplitLayout } from "./transport/vring/split-sides.ts";
+export { splitQueue, splitQueueAt } from "./transport/vring/split-sides.ts";
+export { allocSplit, vringLayout, vringNeedEvent, type SplitLayout } from "./transport/vring/split-layout.ts";
 export { vringErrorName, ERR_RING_FULL, ERR_CHAIN_TOO_LONG, ERR_BAD_QUEUE, type VringError } from "./transport/vring/errors.ts";
 export { packedQueue, packedQueueAt, allocPacked, type PackedLayout } from "./transport/vring/packed-sides.ts";
 export { ChainBuffers, type DeviceSide, type DriverSide } from "./transport/vring/queue-sides.ts";
@@ -43,7 +44,7 @@ export { HeapLease, type PageAllocator } from "./guest/heap.ts";
 export { viewsOf, markEmulated, MemoryViews } from "./guest/views.ts";
 export type { MemoryWindow } from "./hypervisor/guest-memory.ts";
 export type { VirqErrorSink } from "./hypervisor/virq.ts";
-export type { QueuePair } from "./transport/vring/split-sides.ts";
+export type { QueuePair } from "./transport/vring/queue-sides.ts";
 export type { QueueSink } from "./transport/argo/frontend/frontend.ts";
 export type { CpioFile } from "./linux/boot/initramfs.ts";
 export type { BridgeDeviceInfo } from "./linux/bridge.ts";

@@ -23,7 +23,7 @@ import { GuestHeap } from "../guest/heap.ts";
 import { markEmulated } from "../guest/views.ts";
 import { ArgoFrontend } from "../transport/argo/frontend/frontend.ts";
 import { QueueFactory } from "../transport/vring/shadow.ts";
-import { setDmaWindow } from "../transport/vring/split-sides.ts";
+import { setDmaWindow } from "../transport/vring/engine.ts";
 import type { DevicePair, Toolstack } from "../transport/bus/toolstack.ts";
 import { VIRTIO_F_RING_PACKED, type DeviceTypeName } from "../devices/types.ts";
 import type { DeviceModelOptions } from "../devices/index.ts";

@@ -16,7 +16,8 @@ import { INT_CONFIG_CHANGE, INT_USED_BUFFER } from "../../host/linux/bridge.ts";
 import { ForeignLink } from "../../host/linux/link.ts";
 import { RngModel } from "../../host/devices/rng/model.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";
-import { splitQueue, splitDeviceAt, setDmaWindow } from "../../host/transport/vring/split-sides.ts";
+import { splitQueue, splitDeviceAt } from "../../host/transport/vring/split-sides.ts";
+import { setDmaWindow } from "../../host/transport/vring/engine.ts";
 import { ChainBuffers } from "../../host/transport/vring/queue-sides.ts";
 import { STATUS_NEEDS_RESET, VIRTIO_ID_RNG } from "../../host/devices/types.ts";
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { Toolstack } from "../../host/transport/bus/toolstack.ts";
-import { setDmaWindow } from "../../host/transport/vring/split-sides.ts";
+import { setDmaWindow } from "../../host/transport/vring/engine.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";
 import { BlkModel } from "../../host/devices/index.ts";
 import { STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET } from "../../host/devices/types.ts";

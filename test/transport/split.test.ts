@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { oracleOutput } from "../oracle/compile.ts";
-import { vringNeedEvent, splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { vringNeedEvent } from "../../host/transport/vring/split-layout.ts";
 import { ChainBuffers } from "../../host/transport/vring/queue-sides.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";
 import { instantiate } from "../../host/wasm.ts";

@@ -5,9 +5,10 @@
 // ring that could never take the chain waited forever.
 import { describe, expect, it } from "vitest";
 import { GuestHeap } from "../../host/guest/heap.ts";
-import { allocSplit, splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { splitQueue } from "../../host/transport/vring/split-sides.ts";
+import { allocSplit } from "../../host/transport/vring/split-layout.ts";
 import { allocPacked, packedQueue } from "../../host/transport/vring/packed-sides.ts";
-import { vringEngine } from "../../host/transport/vring/split-sides.ts";
+import { vringEngine } from "../../host/transport/vring/engine.ts";
 import { ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_RING_FULL } from "../../host/transport/vring/errors.ts";
 import { GuestDriverQueue, type DmaOps } from "../../host/transport/vring/guest-queue.ts";
 import { ShadowQueue } from "../../host/transport/vring/shadow.ts";

@@ -4,7 +4,8 @@
 // descriptor and event structures used through our Wasm on bytes placed at Linux's offsets.
 import { describe, expect, it } from "vitest";
 import { oracleOutput, parseKeyValues } from "../oracle/compile.ts";
-import { splitQueueAt, vringLayout } from "../../host/transport/vring/split-sides.ts";
+import { splitQueueAt } from "../../host/transport/vring/split-sides.ts";
+import { vringLayout } from "../../host/transport/vring/split-layout.ts";
 import { packedQueue } from "../../host/transport/vring/packed-sides.ts";
 import { ChainBuffers } from "../../host/transport/vring/queue-sides.ts";
 import { GuestHeap } from "../../host/guest/heap.ts";

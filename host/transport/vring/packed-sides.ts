@@ -8,8 +8,10 @@
 //   driver event suppression {le16 off_wrap, le16 flags}, device event suppression (same)
 import { viewsOf, type MemoryViews } from "../../guest/views.ts";
 import { HeapLease, type GuestHeap, type PageAllocator } from "../../guest/heap.ts";
-import type { ChainBuffers, DeviceSide, DriverSide } from "./queue-sides.ts";
-import { WasmDriverSide, takeChain, vringEngine, type QueuePair, type VringEngine } from "./split-sides.ts";
+import type { ChainBuffers, DeviceSide, DriverSide, QueuePair } from "./queue-sides.ts";
+import { WasmDriverSide } from "./driver-side.ts";
+import { takeChain } from "./device-side.ts";
+import { vringEngine, type VringEngine } from "./engine.ts";
 import type { VringError } from "./errors.ts";
 
 /** Where a packed ring lives in memory. Sizes need not be powers of two. */

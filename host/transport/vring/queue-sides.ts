@@ -69,3 +69,11 @@ export interface DriverSide {
    */
   reclaim(cb: (head: number, written: number) => void): number;
 }
+
+/** A queue's two sides, and how to give its memory back (after the driver set it up again or reset it). */
+export interface QueuePair<L> {
+  driver: DriverSide;
+  device: DeviceSide;
+  layout: L;
+  release(): void;
+}

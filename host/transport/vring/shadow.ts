@@ -3,10 +3,10 @@
 import { viewsOf, type MemoryViews } from "../../guest/views.ts";
 import type { GuestHeap } from "../../guest/heap.ts";
 import type { DeviceQueue } from "../../devices/types.ts";
-import type { DeviceSide, DriverSide } from "./queue-sides.ts";
+import type { DeviceSide, DriverSide, QueuePair } from "./queue-sides.ts";
 import { SideDeviceQueue } from "./device-queue.ts";
 import { ERR_BAD_QUEUE, vringErrorName } from "./errors.ts";
-import { splitQueue, type QueuePair } from "./split-sides.ts";
+import { splitQueue } from "./split-sides.ts";
 import { packedQueue } from "./packed-sides.ts";
 
 /**
