@@ -1,6 +1,7 @@
-// The two sides of a split virtqueue as the transports use them, over one domain's
-// memory. Implemented by split-sides.ts and packed-sides.ts over the Wasm rings (assembly/vring); kept here as small interfaces so
-// the transports read in terms of what they do with a queue, not how rings work.
+// The two sides of a virtqueue as the transports use them, over one domain's memory,
+// whatever the ring format: split-sides.ts (split) and packed-sides.ts (packed) implement
+// them over build/vring.wasm (assembly/vring/). Kept here as small interfaces so the
+// transports read in terms of what they do with a queue, not how rings work.
 
 /** A popped chain's buffers, in descriptor order (readable first). Reused per pop. */
 export class ChainBuffers {
