@@ -18,7 +18,7 @@ export { QueueFactory, ShadowQueue } from "./transport/vring/shadow.ts";
 // Virtqueues over any domain's memory, for VMM authors who build their own transports.
 export { splitQueue, splitQueueAt } from "./transport/vring/split-sides.ts";
 export { allocSplit, vringLayout, vringNeedEvent, type SplitLayout } from "./transport/vring/split-layout.ts";
-export { vringErrorName, ERR_RING_FULL, ERR_CHAIN_TOO_LONG, ERR_BAD_QUEUE, type VringError } from "./transport/vring/errors.ts";
+export { vringErrorName, VRING_ERROR_NAMES, ERR_RING_FULL, ERR_CHAIN_TOO_LONG, ERR_BAD_QUEUE, type VringError } from "./transport/vring/errors.ts";
 export { packedQueue, packedQueueAt, allocPacked, type PackedLayout } from "./transport/vring/packed-sides.ts";
 export { ChainBuffers, type DeviceSide, type DriverSide } from "./transport/vring/queue-sides.ts";
 export { GuestDriverQueue, type DmaOps } from "./transport/vring/guest-queue.ts";

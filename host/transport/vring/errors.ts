@@ -36,7 +36,8 @@ export const ERR_INDIRECT_WITH_NEXT = -13;
 /** Driver: fewer free descriptors (or buffer ids) than the chain needs. Back-pressure: retry after a reclaim. */
 export const ERR_RING_FULL = -14;
 
-const NAMES = {
+/** Each code's name, as DeviceSide.error reports it. */
+export const VRING_ERROR_NAMES = {
   [ERR_AVAIL_IDX_JUMP]: "AvailIdxJump",
   [ERR_INDEX_OUT_OF_RANGE]: "IndexOutOfRange",
   [ERR_DESCRIPTOR_LOOP]: "DescriptorLoop",
@@ -54,9 +55,9 @@ const NAMES = {
 } as const;
 
 /** The name of a ring error, as DeviceSide.error reports it. */
-export type VringError = (typeof NAMES)[keyof typeof NAMES];
+export type VringError = (typeof VRING_ERROR_NAMES)[keyof typeof VRING_ERROR_NAMES];
 
 /** The name of code `code`, or null when it is not one of the enum's (a result, or a code this build does not know). */
 export function vringErrorName(code: number): VringError | null {
-  return Object.hasOwn(NAMES, code) ? NAMES[code as keyof typeof NAMES] : null;
+  return Object.hasOwn(VRING_ERROR_NAMES, code) ? VRING_ERROR_NAMES[code as keyof typeof VRING_ERROR_NAMES] : null;
 }
