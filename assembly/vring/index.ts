@@ -12,10 +12,11 @@ export {
   packedDriverStateSize, packedDriverInit, packedDriverFree, packedAdd, packedNeedKick, packedReclaim,
 } from "./packed";
 export { vringCycleBench, packedCycleBench } from "./bench";
-// The error enum, exported as globals so test/vring/errors.test.ts can tie
-// host/transport/vring/errors.ts to it.
+// The error enum and the bits the exports take, exported as globals so
+// test/vring/errors.test.ts can tie host/transport/vring/errors.ts and engine.ts to them.
 export {
   ERR_AVAIL_IDX_JUMP, ERR_INDEX_OUT_OF_RANGE, ERR_DESCRIPTOR_LOOP, ERR_ADDRESS_OUT_OF_RANGE, ERR_READABLE_AFTER_WRITABLE,
   ERR_INDIRECT_NOT_SUPPORTED, ERR_LENGTH_OVERFLOW, ERR_BAD_QUEUE, ERR_INDIRECT_IN_INDIRECT, ERR_INVALID_INDIRECT_LENGTH,
   ERR_CHAIN_TOO_LONG, ERR_INCOMPLETE_CHAIN, ERR_INDIRECT_WITH_NEXT, ERR_RING_FULL,
+  FEATURE_EVENT_IDX, FEATURE_INDIRECT, FEATURE_GRANT_ADDR, BUF_WRITABLE, BUF_GRANT_ADDR,
 } from "./defs";

@@ -1,8 +1,10 @@
 // One error enum across the Wasm boundary: every ERR_* of host/transport/vring/errors.ts is
 // the global of the same name build/vring.wasm exports from assembly/vring/defs.ts, and
-// the other way round, so a code added, renumbered or dropped on one side fails here.
+// the other way round, so a code added, renumbered or dropped on one side fails here;
+// likewise the FEATURE_* and BUF_* bits engine.ts passes to the exports.
 import { describe, expect, it } from "vitest";
 import * as E from "../../host/transport/vring/errors.ts";
+import * as Engine from "../../host/transport/vring/engine.ts";
 import { instantiate } from "../../host/wasm.ts";
 
 const exports = instantiate<Record<string, unknown>>("vring", new WebAssembly.Memory({ initial: 1 }));
@@ -33,5 +35,20 @@ describe("the ring error enum (host/transport/vring/errors.ts) is build/vring.wa
     expect(new Set(names).size).toBe(names.length);
     const below = Math.min(...tsCodes.map(([, v]) => v)) - 1;
     for (const notACode of [0, 1, 7, below, 0.5, NaN]) expect(E.vringErrorName(notACode)).toBeNull();
+  });
+});
+
+describe("the bits the exports take (host/transport/vring/engine.ts) are build/vring.wasm's", () => {
+  const bits = Object.entries(Engine).filter(([name]) => /^(FEATURE|BUF)_/.test(name)) as Array<[string, number]>;
+  for (const [name, value] of bits) {
+    it(name, () => expect((exports[name] as WebAssembly.Global | undefined)?.value).toBe(value));
+  }
+  it("each is one bit, distinct within its word", () => {
+    for (const prefix of ["FEATURE_", "BUF_"]) {
+      const values = bits.filter(([n]) => n.startsWith(prefix)).map(([, v]) => v);
+      expect(values.length).toBeGreaterThanOrEqual(2);
+      expect(values.every((v) => v > 0 && (v & (v - 1)) === 0)).toBe(true);
+      expect(new Set(values).size).toBe(values.length);
+    }
   });
 });

@@ -1,7 +1,18 @@
-// build/vring.wasm (assembly/vring/) bound to a memory: the type of its exports, one
-// instance per memory (the DMA window is per instance), and the window's setter. Every
-// export takes and returns integers; < 0 results are errors.ts's codes.
+// build/vring.wasm (assembly/vring/) bound to a memory: the type of its exports, the bits
+// they take, one instance per memory (the DMA window is per instance), and the window's
+// setter. Every export takes and returns integers; < 0 results are errors.ts's codes.
+// test/vring/errors.test.ts ties the bits below to the globals of the same names.
 import { instantiate } from "../../wasm.ts";
+
+/** vringPop / packedPop `features`: the ring features the driver negotiated (assembly/vring/defs.ts). */
+export const FEATURE_EVENT_IDX = 1;
+export const FEATURE_INDIRECT = 2;
+/** Descriptor addresses are Xen grant DMA handles (split ring only). */
+export const FEATURE_GRANT_ADDR = 4;
+/** Buffer flags of the {addr, len, flags} blocks vringAdd / packedAdd take: device-writable. */
+export const BUF_WRITABLE = 1;
+/** The address is a grant DMA handle (split ring only). */
+export const BUF_GRANT_ADDR = 2;
 
 /** Exports of build/vring.wasm (assembly/vring/: split.ts, driver.ts, packed.ts, defs.ts, dma.ts, bench.ts). */
 export interface VringEngine {

@@ -11,7 +11,7 @@ import { HeapLease, type GuestHeap, type PageAllocator } from "../../guest/heap.
 import type { ChainBuffers, DeviceSide, DriverSide, QueuePair } from "./queue-sides.ts";
 import { WasmDriverSide } from "./driver-side.ts";
 import { takeChain } from "./device-side.ts";
-import { vringEngine, type VringEngine } from "./engine.ts";
+import { BUF_WRITABLE, FEATURE_EVENT_IDX, FEATURE_INDIRECT, vringEngine, type VringEngine } from "./engine.ts";
 import type { VringError } from "./errors.ts";
 
 /** Where a packed ring lives in memory. Sizes need not be powers of two. */
@@ -51,7 +51,7 @@ class PackedDriver extends WasmDriverSide {
   }
 
   protected get flagMask(): number {
-    return 1; // grant handles are a split-ring feature here
+    return BUF_WRITABLE; // grant handles are a split-ring feature here
   }
 
   protected addBufs(bufs: number, n: number): number {
@@ -84,7 +84,7 @@ class PackedDevice implements DeviceSide {
   constructor(memory: WebAssembly.Memory, heap: PageAllocator, l: PackedLayout, eventIdx: boolean, indirect: boolean) {
     this.l = l;
     this.size = l.size;
-    this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0);
+    this.features = (eventIdx ? FEATURE_EVENT_IDX : 0) | (indirect ? FEATURE_INDIRECT : 0);
     this.engine = vringEngine(memory);
     this.views = viewsOf(memory);
     this.state = heap.alloc(this.engine.packedDeviceStateSize(l.size));

@@ -14,7 +14,7 @@ import type { ChainBuffers, DeviceSide, DriverSide, QueuePair } from "./queue-si
 import { allocSplit, type SplitLayout } from "./split-layout.ts";
 import { WasmDriverSide } from "./driver-side.ts";
 import { takeChain } from "./device-side.ts";
-import { vringEngine, type VringEngine } from "./engine.ts";
+import { BUF_GRANT_ADDR, BUF_WRITABLE, FEATURE_EVENT_IDX, FEATURE_GRANT_ADDR, FEATURE_INDIRECT, vringEngine, type VringEngine } from "./engine.ts";
 import type { VringError } from "./errors.ts";
 
 /**
@@ -37,7 +37,7 @@ class SplitDriver extends WasmDriverSide {
   }
 
   protected get flagMask(): number {
-    return 3; // BUF_WRITABLE | BUF_GRANT_ADDR
+    return BUF_WRITABLE | BUF_GRANT_ADDR;
   }
 
   protected addBufs(bufs: number, n: number): number {
@@ -66,7 +66,7 @@ class SplitDevice implements DeviceSide {
   private readonly views: MemoryViews;
   private readonly l: SplitLayout;
   private readonly eventIdx: boolean;
-  /** vringPop feature bits: 1 EVENT_IDX, 2 INDIRECT_DESC, 4 grant DMA handles as addresses. */
+  /** vringPop feature bits (engine.ts): EVENT_IDX, INDIRECT_DESC, grant DMA handles as addresses. */
   private readonly features: number;
   /** Out block for vringPop: head, count, then 16 bytes per buffer. */
   private readonly out: number;
@@ -79,7 +79,7 @@ class SplitDevice implements DeviceSide {
     this.l = l;
     this.size = l.size;
     this.eventIdx = eventIdx;
-    this.features = (eventIdx ? 1 : 0) | (indirect ? 2 : 0) | (grantAddr ? 4 : 0);
+    this.features = (eventIdx ? FEATURE_EVENT_IDX : 0) | (indirect ? FEATURE_INDIRECT : 0) | (grantAddr ? FEATURE_GRANT_ADDR : 0);
     this.engine = vringEngine(memory);
     this.views = viewsOf(memory);
     this.out = heap.alloc(8 + 16 * l.size);
