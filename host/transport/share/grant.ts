@@ -36,9 +36,14 @@ const MAX_CHAIN_PAGES = 1100;
 /** The guest's grant DMA layer: grants on map, ends access on completion (deferring busy refs, as Linux does). */
 class GrantDma implements DmaOps {
   readonly addrFlags = BUF_GRANT_ADDR;
-  /** Refs granted for the chain being added: first ref and page count, in pairs. */
+  /**
+   * Refs granted for the chain being added: first ref and page count, in pairs. commit()
+   * swaps it with the head's (empty) list, so after warm-up no request allocates a list.
+   */
   private pending: number[] = [];
   private readonly byHead: Array<number[] | undefined>;
+  /** Emptied per-head lists, for the next chains. */
+  private readonly spareLists: number[][] = [];
   /** Refs whose end of access found them still mapped: retried later, never reused before. */
   private readonly deferred: number[] = [];
   readonly stats = { granted: 0, deferred: 0 };
@@ -59,20 +64,35 @@ class GrantDma implements DmaOps {
 
   abort(): void {
     this.end(this.pending);
-    this.pending = [];
+    this.pending.length = 0;
   }
 
   commit(head: number): void {
     this.byHead[head] = this.pending;
-    this.pending = [];
+    this.pending = this.spareLists.pop() ?? [];
   }
 
   complete(head: number, _written: number): void {
     const refs = this.byHead[head];
     this.byHead[head] = undefined;
     // Earlier refs the backend still had mapped: try again now.
-    if (this.deferred.length) this.end(this.deferred.splice(0).flatMap((r) => [r, 1]));
-    if (refs) this.end(refs);
+    if (this.deferred.length) this.retryDeferred();
+    if (refs) {
+      this.end(refs);
+      refs.length = 0;
+      this.spareLists.push(refs);
+    }
+  }
+
+  /** Ends the deferred refs again; those still mapped stay deferred. */
+  private retryDeferred(): void {
+    const refs = this.deferred.splice(0);
+    for (const r of refs) {
+      if (this.grants.endAccess(this.guest, r) === GNTST_busy) {
+        this.deferred.push(r);
+        this.stats.deferred++;
+      }
+    }
   }
 
   /** Ends every ref of (first, pages) pairs; a ref still mapped (busy) is kept for later. */
@@ -108,11 +128,15 @@ class GrantDma implements DmaOps {
 }
 
 /**
- * A popped chain whose buffers are grant handles, mapped page by page. Reused per pop;
- * `pages` holds each buffer's mappings in order, `firstPage[i]` where buffer i's start.
+ * A popped chain whose buffers are grant handles, mapped page by page. Reused per pop:
+ * `handles` and `pages` hold the chain's mappings in order (handle and the page's view),
+ * `firstPage[i]` where buffer i's start; nothing is allocated per map.
  */
 class GrantChain extends ChainStream {
-  readonly maps: GrantMapping[] = [];
+  /** Mappings held: handles[0 .. mapped) and their pages. */
+  readonly handles = new Int32Array(MAX_CHAIN_PAGES);
+  private readonly pages: Uint8Array[] = [];
+  mapped = 0;
   private readonly firstPage: Uint32Array;
 
   constructor(size: number) {
@@ -121,9 +145,10 @@ class GrantChain extends ChainStream {
   }
 
   /**
-   * Maps every page of every buffer; returns a GNTST error (and unmaps what it mapped) on
-   * the first refusal. A chain may span at most MAX_CHAIN_PAGES pages: lengths come from
-   * the guest, and without the bound one descriptor of 4 GiB would cost a million map calls.
+   * Maps every page of every buffer, one batched map per buffer (its refs are
+   * consecutive); returns a GNTST error (and unmaps what it mapped) on the first refusal.
+   * A chain may span at most MAX_CHAIN_PAGES pages: lengths come from the guest, and
+   * without the bound one descriptor of 4 GiB would cost a million map calls.
    */
   mapAll(grants: GrantTables, backend: Domain, guestDomid: number): number {
     const b = this.buffers;
@@ -131,35 +156,33 @@ class GrantChain extends ChainStream {
     for (let i = 0; i < b.count; i++) total += pagesOf(b.gpa[i] % PAGE_SIZE, b.len[i]);
     if (total > MAX_CHAIN_PAGES) return GNTST_general_error;
     for (let i = 0; i < b.count; i++) {
-      this.firstPage[i] = this.maps.length;
-      const handle = b.gpa[i]; // ref << 12 | offset: from the driver, checked by map()
-      const ref = Math.floor(handle / PAGE_SIZE);
+      this.firstPage[i] = this.mapped;
+      const handle = b.gpa[i]; // ref << 12 | offset: from the driver, checked by mapRange()
       const pages = pagesOf(handle % PAGE_SIZE, b.len[i]);
-      for (let k = 0; k < pages; k++) {
-        const m = grants.map(backend, guestDomid, ref + k, b.writable[i] === 0);
-        if (typeof m === "number") {
-          this.unmapAll(grants, backend);
-          return m;
-        }
-        this.maps.push(m);
+      const rc = grants.mapRange(backend, guestDomid, Math.floor(handle / PAGE_SIZE), pages, b.writable[i] === 0, this.handles, this.pages, this.mapped);
+      if (rc !== GNTST_okay) {
+        this.unmapAll(grants, backend);
+        return rc;
       }
+      this.mapped += pages;
     }
-    this.firstPage[b.count] = this.maps.length;
+    this.firstPage[b.count] = this.mapped;
     return GNTST_okay;
   }
 
   unmapAll(grants: GrantTables, backend: Domain): void {
-    for (const m of this.maps) grants.unmap(backend, m.handle);
-    this.maps.length = 0;
+    for (let k = 0; k < this.mapped; k++) grants.unmap(backend, this.handles[k]);
+    this.mapped = 0;
   }
 
   /** Buffer i starts at its handle's offset in its first page; a copy may span pages. */
   protected move(i: number, skip: number, bytes: Uint8Array, done: number, n: number, toBuffer: boolean): void {
     let pos = (this.buffers.gpa[i] % PAGE_SIZE) + skip;
     let left = n;
+    const first = this.firstPage[i];
     while (left > 0) {
-      const page = this.maps[this.firstPage[i] + Math.floor(pos / PAGE_SIZE)].page;
-      const at = pos % PAGE_SIZE;
+      const page = this.pages[first + (pos >>> 12)];
+      const at = pos & (PAGE_SIZE - 1);
       const k = Math.min(PAGE_SIZE - at, left);
       if (toBuffer) page.set(bytes.subarray(done, done + k), at);
       else bytes.set(page.subarray(at, at + k), done);
