@@ -10,7 +10,6 @@ import { DeviceFabric } from "../../devices/fabric.ts";
 import { ArgoBackend, OpenBudget } from "../argo/backend/backend.ts";
 import { writeEntry, writeTable, type DeviceEntry } from "./enumeration.ts";
 import { DEVICE_TABLE_GPA, GuestKernel } from "./kernel.ts";
-import { QueueFactory } from "../vring/shadow.ts";
 import { auditText } from "../../mac/index.ts";
 import { DeviceSpecError, DomainError, PairDenied } from "../../errors.ts";
 import { EACCES, errnoName } from "../../abi/errno.ts";
@@ -175,7 +174,6 @@ export class Toolstack {
     const bk = this.kernel(spec.backend);
     const server = new ArgoBackend({
       argo: bk.argo, heap: bk.heap, entry, frontendDomid: spec.frontend.domid, model,
-      queues: new QueueFactory(spec.backend.memory, bk.heap),
       deny: this.denier(spec),
       budget: this.budget(spec.backend, spec.frontend),
     });

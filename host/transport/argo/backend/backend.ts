@@ -1,11 +1,11 @@
 // Backend half of the VirtIO-Argo transport: code that runs in the backend domain, over
 // its memory only. Requests from the frontend are reassembled into buffers of its own
-// (./requests.ts), each complete one becomes an ordinary chain on a shadow virtqueue in
-// its own memory for an unmodified device model, and what the model wrote goes back as
+// (./requests.ts), each complete one becomes an ordinary chain on the queue an unmodified
+// device model pops from (./request-queue.ts), and what the model wrote goes back as
 // completion messages (./completions.ts).
 //
-// This file is the device's life: the control plane's device side, the shadow queues and
-// the model, and stop and reset, which give back everything the device held.
+// This file is the device's life: the control plane's device side, the model's queues,
+// and stop and reset, which give back everything the device held.
 //
 // Copies per request (frontend -> backend): the hypervisor copies the driver's readable
 // buffers into this ring (1); this side copies them out of the ring into the request
@@ -21,8 +21,9 @@ import {
 } from "../wire.ts";
 import { ControlEndpoint } from "../control.ts";
 import type { VirtioDeviceModel, DeviceEnv } from "../../../devices/types.ts";
-import type { ShadowQueue, QueueFactory } from "../../vring/shadow.ts";
 import { ABSENT_QUEUE } from "../../vring/device-queue.ts";
+import { viewsOf } from "../../../guest/views.ts";
+import { RequestQueue } from "./request-queue.ts";
 import { ArgoEndpoint, type EndpointHandler } from "../endpoint.ts";
 import { OpenBudget } from "./budget.ts";
 import { RequestAssembler, pendingRecord, type Pending } from "./requests.ts";
@@ -38,7 +39,6 @@ export interface ArgoBackendConfig {
   entry: DeviceEntry;
   frontendDomid: number;
   model: VirtioDeviceModel;
-  queues: QueueFactory;
   /** Device-level policy denials go to the audit log through this. */
   deny(perm: string, detail: string): void;
   /** Largest readable or writable part of one request (default 1 MiB + 4 KiB). */
@@ -59,13 +59,10 @@ export class ArgoBackend implements EndpointHandler {
   private readonly requests: RequestAssembler;
   private readonly completions: CompletionSender;
   private readonly ctrlHdr: ControlHeader = { type: 0, msgId: 0, devNum: 0, token: 0, msgSize: 0 };
-  /** Per queue: the request on each shadow descriptor head (heads are < the queue size). */
-  private readonly byHead: Array<Array<Pending | null>> = [];
-  private shadows: Array<ShadowQueue | null> = [];
-  /** Per queue: complete requests waiting for free shadow descriptors. */
-  private backlogs: Pending[][] = [];
+  /** The model's queues; null for a queue the driver left at size 0. */
+  private queues: Array<RequestQueue | null> = [];
   private readonly control: ControlEndpoint;
-  /** Shadow queues with requests the model has not been told about (one flag per queue). */
+  /** Queues with requests the model has not been told about (one flag per queue). */
   private kicked: Uint8Array = new Uint8Array(0);
   private notifying = false;
   private stopped = false;
@@ -79,7 +76,7 @@ export class ArgoBackend implements EndpointHandler {
     }, KIND_REQUEST, this, this.stats);
     const budget = cfg.budget ?? new OpenBudget(cfg.argo.domain.memory.buffer.byteLength / 4);
     this.requests = new RequestAssembler(this.endpoint, cfg.heap, budget, cfg.maxRequestBytes ?? (1 << 20) + 4096, {
-      hasQueue: (q) => !!this.shadows[q],
+      hasQueue: (q) => !!this.queues[q],
       submit: (req) => this.submit(req),
       fail: (req) => this.complete(req, 0, true),
       refuse: (id, q) => this.refuse(id, q),
@@ -101,8 +98,8 @@ export class ArgoBackend implements EndpointHandler {
 
   /**
    * Stops serving: unregisters the ring, drops what is in flight, and gives every page this
-   * backend took back to its domain's heap (ring, gfn list, scratch, shadow queues, request
-   * buffers) and their bytes to the frontend's budget.
+   * backend took back to its domain's heap (ring, gfn list, scratch, request buffers),
+   * and their bytes to the frontend's budget.
    */
   stop(): void {
     if (this.stopped) return;
@@ -111,10 +108,7 @@ export class ArgoBackend implements EndpointHandler {
     this.cfg.model.reset(); // the model drops its chains before their memory goes
     this.requests.stop();
     this.completions.queue.clear((req) => this.requests.release(req));
-    for (const s of this.shadows) s?.release();
-    this.shadows = [];
-    this.backlogs = [];
-    this.byHead.length = 0;
+    this.closeQueues();
   }
 
   /** Sends an EVENT_CONFIG to the frontend (config space changed). */
@@ -162,25 +156,17 @@ export class ArgoBackend implements EndpointHandler {
 
   // --- requests to the model ------------------------------------------------------
 
-  /** Puts a complete request on its shadow queue for the device model. */
+  /** Makes a complete request available to the device model. */
   private submit(req: Pending): void {
-    const q = this.shadows[req.queue]!;
-    const head = q.add(req.gpa, req.total, req.gpa + req.total, req.writable);
-    if (head < 0) {
-      req.head = -2; // complete, waiting for descriptors (not -1: no more fragments)
-      this.backlogs[req.queue].push(req);
-      return;
-    }
-    req.head = head;
-    this.headMap(req.queue)[head] = req;
+    req.head = -2; // with the model: no more fragments (RequestAssembler refuses them)
+    this.queues[req.queue]!.add(req);
     this.kicked[req.queue] = 1;
     if (!this.endpoint.draining) this.notifyModel();
   }
 
   /**
-   * queueNotify for every shadow queue that got requests since the last call. Completions
-   * the model makes inside queueNotify can submit waiting requests (backlog), which set
-   * their flag again: the loop goes round until nothing is flagged.
+   * queueNotify for every queue that got requests since the last call, round again until
+   * nothing is flagged (a request submitted while the model serves is not left behind).
    */
   private notifyModel(): void {
     if (this.notifying) return; // the outer call sees the new flags
@@ -200,33 +186,6 @@ export class ArgoBackend implements EndpointHandler {
       this.notifying = false;
     }
   }
-
-  private headMap(queue: number): Array<Pending | null> {
-    let m = this.byHead[queue];
-    if (!m) this.byHead[queue] = m = [];
-    return m;
-  }
-
-  /** The device model pushed used buffers on `queue`: turn them into completions. */
-  private onShadowUsed(queue: number): void {
-    const q = this.shadows[queue];
-    if (!q) return;
-    this.reclaimQueue = queue;
-    q.reclaim(this.onReclaimed);
-    // Freed descriptors: submit what waited.
-    const backlog = this.backlogs[queue];
-    while (backlog.length && q.freeDescriptors >= 2) this.submit(backlog.shift()!);
-  }
-
-  /** Queue being reclaimed, for onReclaimed (one bound callback, no closure per interrupt). */
-  private reclaimQueue = 0;
-  private readonly onReclaimed = (head: number, written: number): void => {
-    const heads = this.headMap(this.reclaimQueue);
-    const req = heads[head];
-    if (!req) return; // a head we never added (or not an index): the model is buggy; nothing to complete
-    heads[head] = null;
-    this.complete(req, Math.min(written, req.writable), false);
-  };
 
   // --- completions ----------------------------------------------------------------
 
@@ -253,12 +212,13 @@ export class ArgoBackend implements EndpointHandler {
   // --- device life cycle --------------------------------------------------------
 
   private activate(sizes: readonly number[], features: bigint): void {
-    // Queues the driver left at size 0 get no shadow; requests naming them are refused.
-    this.shadows = sizes.map((size, i) => (size > 0 ? this.cfg.queues.shadow(size, () => this.onShadowUsed(i)) : null));
+    // Queues the driver left at size 0 get none; requests naming them are refused.
+    const views = viewsOf(this.cfg.argo.domain.memory);
+    const done = (req: Pending, written: number): void => this.complete(req, written, false);
+    this.queues = sizes.map((size) => (size > 0 ? new RequestQueue(size, views, done) : null));
     this.kicked = new Uint8Array(sizes.length);
-    this.backlogs = sizes.map(() => []);
     const env: DeviceEnv = {
-      queues: this.shadows.map((s) => s?.deviceQueue ?? ABSENT_QUEUE),
+      queues: this.queues.map((q) => q ?? ABSENT_QUEUE),
       features,
       configChanged: () => this.configChanged(),
       deny: (perm, detail) => this.cfg.deny(perm, detail),
@@ -271,11 +231,12 @@ export class ArgoBackend implements EndpointHandler {
     const pending = this.requests.pending;
     for (const req of pending.values()) this.completions.post(req, 0, true);
     pending.clear();
-    this.byHead.length = 0;
-    // The model dropped its chains (reset above): the shadow rings' pages can go back.
-    for (const s of this.shadows) s?.release();
-    this.shadows = [];
-    this.backlogs = [];
+    this.closeQueues(); // the model dropped its chains (reset above); a late push changes nothing
     this.flushCompletions();
+  }
+
+  private closeQueues(): void {
+    for (const q of this.queues) q?.close();
+    this.queues = [];
   }
 }
