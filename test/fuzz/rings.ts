@@ -12,12 +12,10 @@
 //   - interrupts: split 2.7.7.2 (NO_INTERRUPT without EVENT_IDX, used_event with it),
 //     packed 2.8.10 (DISABLE, ENABLE, DESC at off/wrap), the DESC case decided by walking
 //     the positions written one by one.
-import { vringEngine, type VringEngine } from "../../host/transport/vring/engine.ts";
+import { FEATURE_EVENT_IDX, FEATURE_INDIRECT, vringEngine, type VringEngine } from "../../host/transport/vring/engine.ts";
 import { vringErrorName } from "../../host/transport/vring/errors.ts";
 import { FuzzFailure, Prng } from "./prng.ts";
 import { AVAIL, INDIRECT, NEXT, USED, WRITE } from "../vring/flags.ts";
-const FEATURE_EVENT_IDX = 1;
-const FEATURE_INDIRECT = 2;
 
 const MEM = 2 * 65536;
 const DESC = 0x1000;

@@ -7,12 +7,7 @@ import { GuestHeap } from "../../host/guest/heap.ts";
 import { packedQueue } from "../../host/transport/vring/packed-sides.ts";
 import { splitQueue } from "../../host/transport/vring/split-sides.ts";
 import { ChainBuffers } from "../../host/transport/vring/queue-sides.ts";
-
-const AVAIL = 1 << 7;
-const USED = 1 << 15;
-const NEXT = 1;
-const WRITE = 2;
-const INDIRECT = 4;
+import { AVAIL, INDIRECT, NEXT, USED, WRITE } from "./flags.ts";
 
 function packed(size = 8, indirect = false) {
   const memory = new WebAssembly.Memory({ initial: 4, maximum: 4 });
