@@ -28,6 +28,11 @@ export interface ControlHooks {
   activate(sizes: readonly number[], features: bigint): void;
   /** Status written to 0. */
   reset(): void;
+  /**
+   * SET_TRANSPORT_FEATURES: the bits the driver's transport asked for; returns those this
+   * transport accepts (and uses from now on). Absent: none (a transport with no such bits).
+   */
+  transportFeatures?(asked: number): number;
 }
 
 function err(code: number): ControlReply {
@@ -120,6 +125,11 @@ export class ControlEndpoint {
         if (live) return err(CTRL_ERR_BAD_STATE);
         this.queueSizes[index] = size;
         return { error: false, data: new Uint8Array(0) };
+      }
+      case Ctrl.SET_TRANSPORT_FEATURES: {
+        // Transport-level, not the device's: allowed in any device state, kept across resets.
+        if (!need(1)) return err(CTRL_ERR_BAD_LENGTH);
+        return { error: false, data: words((this.hooks.transportFeatures?.(u32(0)) ?? 0) >>> 0) };
       }
       case Ctrl.RESET_VQUEUE: {
         if (!need(1)) return err(CTRL_ERR_BAD_LENGTH);

@@ -14,8 +14,8 @@ import type { GuestHeap } from "../../guest/heap.ts";
 import { READ_EMPTY } from "../../abi/argo-reader.ts";
 import { MSG_HEADER_SIZE, MSG_SLOT_SIZE, MAXIOV, PAGE_SIZE, RING_EXISTS } from "../../abi/argo.ts";
 import {
-  CONTROL_HEADER_SIZE, DATA_HEADER_SIZE, MAX_CONTROL_PAYLOAD, MSG_CONTROL, MSG_DATA, decodeData, encodeData,
-  type DataHeader,
+  CONTROL_HEADER_SIZE, DATA_HEADER_SIZE, FLAG_FIRST, FLAG_LAST, KIND_BATCH, MAX_BATCH, MAX_CONTROL_PAYLOAD,
+  MSG_CONTROL, MSG_DATA, decodeData, encodeData, type DataHeader,
 } from "./wire.ts";
 import { ControlOutbox } from "./control-outbox.ts";
 import { releaseRing } from "../bus/kernel.ts";
@@ -39,10 +39,11 @@ export interface EndpointHandler {
   /** A control message (consumed): `n` bytes at `at` in the side's memory, at most CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD of them there. */
   onControl(at: number, n: number): void;
   /**
-   * A data message of the kind this side receives, its header decoded and checked (its
-   * fragment lies inside its stream). The payload is still in the ring: the side takes it
-   * with `receive` or `drop` and returns true, or returns false to leave the message
-   * where it is (it waits for a resource; a later drain reads it again).
+   * A data message of the kind this side receives (or one record of a batch), its header
+   * decoded and checked (its fragment lies inside its stream). The payload is still in
+   * the ring: the side takes it with `receive` or `drop` and returns true, or returns
+   * false to leave it where it is (it waits for a resource; a later drain reads it again,
+   * and a batch goes on from that record).
    */
   onData(h: DataHeader, fragLen: number): boolean;
   /** After the reads of one drain (`got` messages handled), still inside it. */
@@ -61,9 +62,9 @@ export const DRAIN_BUDGET = 256;
 
 // Scratch layout (page-aligned; every offset is u32-aligned).
 const OUTBOX_AT = 0; // one control message being sent: CONTROL_HEADER_SIZE + MAX_CONTROL_PAYLOAD bytes
-const DATA_HEADER_AT = 512; // the data header of the message being sent
+const DATA_HEADER_AT = 512; // the data header of the message being sent (a batch: its MAX_BATCH + 1 headers)
 const PEEK_IOV_AT = 1024; // the reader's one {le32 gpa, le32 len} for a peek
-const PEEK_AT = 1536; // a message's first bytes: data header, or a whole control message
+const PEEK_AT = 1536; // a message's first bytes: data header, a batch's headers, or a whole control message
 const SCATTER_AT = 2048; // the {gpa, len} list a data payload is scattered into
 
 export class ArgoEndpoint {
@@ -90,6 +91,19 @@ export class ArgoEndpoint {
   private unsubscribe: (() => void) | null = null;
   private isDraining = false;
   private readonly redrain = (): void => this.drain();
+  /** Batches (TF_BATCH): accepted from the peer, and sent to it. Both false until the control plane agreed. */
+  batchesIn = false;
+  batchesOut = false;
+  /** Inside a batch being read: where the current record's payload starts in the message. */
+  private inBatch = false;
+  private recordSkip = 0;
+  /** The record a batch left in the ring (waiting for a resource) goes on from. */
+  private batchResume = 0;
+  /** The batch being built: records, iovs used (iov 0 is the headers), payload bytes. */
+  private batchCount = 0;
+  private batchIovs = 1;
+  private batchBytes = 0;
+  private readonly batchHdr: DataHeader = { kind: KIND_BATCH, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
 
   constructor(
     argo: GuestArgo, heap: GuestHeap, address: EndpointAddress, recvKind: number,
@@ -130,6 +144,7 @@ export class ArgoEndpoint {
     const r = this.argo.registerRing(a.localPort, a.peerDomid, a.ringLen);
     if (typeof r === "number") return r;
     this.ring = r;
+    this.batchResume = 0;
     this.unsubscribe = this.argo.domain.onVirq(() => this.drain());
     return 0;
   }
@@ -192,8 +207,10 @@ export class ArgoEndpoint {
     const type = meta.messageType;
     if (type === MSG_DATA) {
       const h = this.hdr;
-      if (!decodeData(dv, peekAt, n, h) || h.kind !== this.recvKind) return this.drop();
-      return this.handler.onData(h, n - DATA_HEADER_SIZE);
+      if (!decodeData(dv, peekAt, n, h)) return this.drop();
+      if (h.kind === this.recvKind) return this.handler.onData(h, n - DATA_HEADER_SIZE);
+      if (h.kind === KIND_BATCH && this.batchesIn) return this.readBatch(n, h.requestId, h);
+      return this.drop();
     }
     if (type === MSG_CONTROL) {
       // Control messages are rare and small: read again whole (at most the largest valid
@@ -206,9 +223,68 @@ export class ArgoEndpoint {
     return this.drop();
   }
 
-  /** Consumes the message being handled without using it, and counts a protocol error. Returns true (handled). */
+  /**
+   * One batch (wire.ts): its headers are peeked at once and checked to add up to the
+   * message; then each record is handled as a message of its own, its payload read from
+   * where it sits (skip), and the message is consumed after the last. A malformed record
+   * is refused alone: the totals were checked, so the records after it are where their
+   * headers say. Bounded: at most MAX_BATCH records.
+   */
+  private readBatch(n: number, count: number, b: DataHeader): boolean {
+    const headBytes = DATA_HEADER_SIZE * (1 + count);
+    if (count < 2 || count > MAX_BATCH || b.flags !== 0 || b.queue !== 0 || b.offset !== 0 || b.writable !== 0 ||
+      b.total !== n - DATA_HEADER_SIZE || n < headBytes) {
+      this.batchResume = 0;
+      return this.drop();
+    }
+    const argo = this.argo;
+    const dv = this.dv;
+    const peekIov = this.scratch + PEEK_IOV_AT;
+    const peekAt = this.scratch + PEEK_AT;
+    dv.setUint32(peekIov + 4, headBytes, true);
+    argo.recv(this.ring!, peekIov, 1, 0, false);
+    // The records' totals must add up to the message: each is a le32, seven of them cannot overflow a double.
+    let sum = headBytes;
+    for (let i = 0; i < count; i++) sum += dv.getUint32(peekAt + DATA_HEADER_SIZE * (1 + i) + 12, true);
+    if (sum !== n) {
+      this.batchResume = 0;
+      return this.drop();
+    }
+    const h = this.hdr;
+    let skip = headBytes;
+    for (let i = 0; i < count; i++) {
+      const at = peekAt + DATA_HEADER_SIZE * (1 + i);
+      const len = dv.getUint32(at + 12, true);
+      const recordSkip = skip;
+      skip += len;
+      if (i < this.batchResume) continue; // handled before this message waited
+      if (!decodeData(dv, at, DATA_HEADER_SIZE + len, h) || h.kind !== this.recvKind ||
+        (h.flags & (FLAG_FIRST | FLAG_LAST)) !== (FLAG_FIRST | FLAG_LAST) || h.offset !== 0) {
+        this.stats.protocolErrors++;
+        continue;
+      }
+      this.inBatch = true;
+      this.recordSkip = recordSkip;
+      const handled = this.handler.onData(h, len);
+      this.inBatch = false;
+      if (!handled) {
+        this.batchResume = i;
+        return false;
+      }
+      if (this.ring === null) return true; // stopped by what the record did
+    }
+    this.batchResume = 0;
+    argo.recv(this.ring!, peekIov, 0, 0, true);
+    return true;
+  }
+
+  /**
+   * Refuses the message being handled (or the batch record): consumes it unused and
+   * counts a protocol error. Returns true (handled). A record is not consumed alone: the
+   * batch is, after its last record.
+   */
   drop(): boolean {
-    this.argo.recv(this.ring!, this.scratch + PEEK_IOV_AT, 0, 0, true);
+    if (!this.inBatch) this.argo.recv(this.ring!, this.scratch + PEEK_IOV_AT, 0, 0, true);
     this.stats.protocolErrors++;
     return true;
   }
@@ -221,9 +297,14 @@ export class ArgoEndpoint {
     dv.setUint32(at + 4, len, true);
   }
 
-  /** Consumes the message being handled, its payload scattered into the first `pieces` set by setPiece. */
+  /**
+   * Takes the payload of the message being handled, scattered into the first `pieces` set
+   * by setPiece, and consumes the message (a batch record: reads its payload where it
+   * sits; the batch is consumed after its last record).
+   */
   receive(pieces: number): void {
-    this.argo.recv(this.ring!, this.scratch + SCATTER_AT, pieces, DATA_HEADER_SIZE, true);
+    if (this.inBatch) this.argo.recv(this.ring!, this.scratch + SCATTER_AT, pieces, this.recordSkip, false);
+    else this.argo.recv(this.ring!, this.scratch + SCATTER_AT, pieces, DATA_HEADER_SIZE, true);
   }
 
   // --- send ---------------------------------------------------------------------
@@ -236,6 +317,50 @@ export class ArgoEndpoint {
     this.iovGpa[0] = hdrAt;
     this.iovLen[0] = DATA_HEADER_SIZE;
     return this.argo.sendGather(a.peerDomid, a.peerPort, this.iovGpa, this.iovLen, n, MSG_DATA, a.localPort);
+  }
+
+  /** Starts building a batch (only when batchesOut; see fitsRecord). */
+  beginBatch(): void {
+    this.batchCount = 0;
+    this.batchIovs = 1;
+    this.batchBytes = 0;
+  }
+
+  /** Would a whole record of `bytes` payload in `pieces` iovs still fit in the batch being built? */
+  fitsRecord(bytes: number, pieces: number): boolean {
+    return this.batchesOut && this.batchCount < MAX_BATCH && this.batchIovs + pieces <= MAXIOV &&
+      DATA_HEADER_SIZE * (2 + this.batchCount) + this.batchBytes + bytes <= this.maxPayload + DATA_HEADER_SIZE;
+  }
+
+  /** Where the next record's payload iovs go in iovGpa/iovLen. */
+  get nextIov(): number {
+    return this.batchIovs;
+  }
+
+  /** Adds a record (fitsRecord said yes): header `h`, whose h.total payload bytes the caller put in `pieces` iovs from nextIov on. */
+  addRecord(h: DataHeader, pieces: number): void {
+    encodeData(this.dv, this.scratch + DATA_HEADER_AT + DATA_HEADER_SIZE * (1 + this.batchCount), h);
+    this.batchCount++;
+    this.batchIovs += pieces;
+    this.batchBytes += h.total;
+  }
+
+  /** Records in the batch being built. */
+  get batchSize(): number {
+    return this.batchCount;
+  }
+
+  /** Sends the batch built: one message, the headers in iov 0 and the payloads after. Returns sendv's rc. */
+  sendBatch(): number {
+    const a = this.address;
+    const b = this.batchHdr;
+    const headBytes = DATA_HEADER_SIZE * (1 + this.batchCount);
+    b.requestId = this.batchCount;
+    b.total = headBytes - DATA_HEADER_SIZE + this.batchBytes;
+    encodeData(this.dv, this.scratch + DATA_HEADER_AT, b);
+    this.iovGpa[0] = this.scratch + DATA_HEADER_AT;
+    this.iovLen[0] = headBytes;
+    return this.argo.sendGather(a.peerDomid, a.peerPort, this.iovGpa, this.iovLen, this.batchIovs, MSG_DATA, a.localPort);
   }
 
   /** Sends a control message, or keeps it in order until the peer's ring takes it (ControlOutbox.post). */

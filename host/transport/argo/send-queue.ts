@@ -14,7 +14,18 @@ export interface Sender<T> {
   isSent(item: T): boolean;
   /** `item` leaves the queue: all of it went (rc 0), or a send failed (rc < 0, not -EAGAIN). */
   left(item: T, rc: number): void;
+  /**
+   * Batching (optional; wire.ts KIND_BATCH): starts a batch, adds `item` whole to it if it
+   * fits (false: nothing added, it goes on its own), sends what was added. Only items
+   * nothing of which was sent yet can be added.
+   */
+  beginBatch?(): void;
+  addToBatch?(item: T): boolean;
+  sendBatch?(): number;
 }
+
+/** flush()'s answer when the items at the head do not make a batch of two or more. */
+const NO_BATCH = 1;
 
 /**
  * A FIFO over one array with a head and a tail: no Array.shift per item, and no length
@@ -27,6 +38,8 @@ export class SendQueue<T extends object> {
   private tail = 0;
   private live = 0;
   private readonly sender: Sender<T>;
+  /** The items of the batch being sent (the first live ones, in order); reused. */
+  private readonly batch: Array<T | null> = [];
 
   constructor(sender: Sender<T>) {
     this.sender = sender;
@@ -70,6 +83,14 @@ export class SendQueue<T extends object> {
         this.head++;
         continue;
       }
+      if (this.live >= 2 && sender.addToBatch !== undefined) {
+        const b = this.sendBatch();
+        if (b === -EAGAIN) {
+          this.compact();
+          return b;
+        }
+        if (b !== NO_BATCH) continue;
+      }
       const rc = sender.sendNext(item);
       if (rc === -EAGAIN) {
         this.compact();
@@ -82,6 +103,42 @@ export class SendQueue<T extends object> {
     }
     this.compact();
     return 0;
+  }
+
+  /**
+   * Sends the first live items as one batch if two or more of them fit, whole and in
+   * order: NO_BATCH when they do not (nothing sent), else sendv's rc, the batch's items
+   * having left the queue (rc >= 0: all went; rc < 0 other than -EAGAIN: all failed).
+   */
+  private sendBatch(): number {
+    const sender = this.sender;
+    const items = this.items;
+    const batch = this.batch;
+    sender.beginBatch!();
+    let count = 0;
+    for (let i = this.head; i < this.tail; i++) {
+      const item = items[i];
+      if (item === null) continue;
+      if (!sender.addToBatch!(item)) break;
+      batch[count++] = item;
+    }
+    if (count < 2) return NO_BATCH;
+    const rc = sender.sendBatch!();
+    if (rc === -EAGAIN) return rc;
+    // The batch is the first `count` live items: out of the queue first, then each is told
+    // (in order), so a `left` that clears the queue (the peer is gone) finds them gone.
+    for (let k = 0; k < count; this.head++) {
+      if (items[this.head] === null) continue;
+      items[this.head] = null;
+      this.live--;
+      k++;
+    }
+    for (let k = 0; k < count; k++) {
+      const item = batch[k]!;
+      batch[k] = null; // not kept alive here
+      sender.left(item, rc < 0 ? rc : 0);
+    }
+    return rc;
   }
 
   /** Empties the queue, handing each unsent item to `each` (stop, reset, peer gone). */

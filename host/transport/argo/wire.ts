@@ -17,6 +17,27 @@
 //   capacity (completion: the device's used length, which may exceed what was written
 //   only if the device lies, and is clamped by the frontend).
 //
+// Batch (kind 3, only between peers that agreed on TF_BATCH, below): several whole
+// requests (or completions) that were ready together, in one message, so one sendv, one
+// ring slot and one header read serve them all:
+//   +--------------+---------------------+-----+---------------------+-------+-----+-------+
+//   | batch header | record 1 header     | ... | record N header     | pay 1 | ... | pay N |
+//   | 24 B         | 24 B, as above      |     | 24 B                |       |     |       |
+//   +--------------+---------------------+-----+---------------------+-------+-----+-------+
+//   batch header: kind 3, flags 0, queue 0, requestId = N (2..MAX_BATCH), offset 0,
+//   total = the bytes after it (24 N + the payloads), writable 0, reserved 0.
+//   Each record is a whole request or completion: FIRST | LAST (ERROR allowed on a
+//   completion), offset 0, and its payload is `total` bytes. The receiver checks that the
+//   records' totals add up to the message, then handles each record exactly as a message
+//   of its own; a malformed record is refused alone, the others stand.
+//
+// Transport features (SET_TRANSPORT_FEATURES, msg id 0x80): the frontend asks for the
+// bits it wants once, after it registered its ring; the backend answers the bits it
+// accepts. A backend that does not know the message answers ERROR, and then nothing
+// changes: single messages only. The reply travels on the frontend's ring ahead of any
+// batch, so each side knows before the first batch arrives; a batch from a peer that did
+// not agree is a protocol error.
+//
 // Control header (8 bytes, virtio-msg): {u8 type, u8 msg_id, le16 dev_num, le16 token, le16 msg_size}
 
 export const MSG_CONTROL = 0x5649_4f43; // "VIOC"
@@ -30,6 +51,12 @@ export const FLAG_FIRST = 1;
 export const FLAG_LAST = 2;
 /** Completion flag: the backend could not serve the request (frontend reports IOERR). */
 export const FLAG_ERROR = 4;
+/** A batch of whole requests or completions (TF_BATCH). */
+export const KIND_BATCH = 3;
+/** Records per batch at most: one iov carries the headers, each record's payload at least one more (MAXIOV 8). */
+export const MAX_BATCH = 7;
+/** Transport feature: batches (KIND_BATCH) in both directions. */
+export const TF_BATCH = 1;
 
 export interface DataHeader {
   kind: number;
@@ -62,7 +89,7 @@ export function decodeData(dv: DataView, at: number, msgLen: number, out: DataHe
   out.offset = dv.getUint32(at + 8, true);
   out.total = dv.getUint32(at + 12, true);
   out.writable = dv.getUint32(at + 16, true);
-  if (out.kind !== KIND_REQUEST && out.kind !== KIND_COMPLETION) return false;
+  if (out.kind !== KIND_REQUEST && out.kind !== KIND_COMPLETION && out.kind !== KIND_BATCH) return false;
   if ((out.flags & ~(FLAG_FIRST | FLAG_LAST | FLAG_ERROR)) !== 0) return false;
   if (dv.getUint32(at + 20, true) !== 0) return false; // reserved must be zero
   // The fragment must lie inside its stream: offset + payload <= total (no wrap in doubles).
@@ -90,6 +117,8 @@ export const enum Ctrl {
   GET_VQUEUE = 0x09,
   SET_VQUEUE = 0x0a,
   RESET_VQUEUE = 0x0b,
+  /** VirtIO-Argo's own: which transport features (TF_*) both sides use; le32 bits -> le32 bits. */
+  SET_TRANSPORT_FEATURES = 0x80,
   EVENT_CONFIG = 0x40,
   EVENT_USED = 0x42,
 }

@@ -16,7 +16,7 @@ import type { GuestHeap } from "../../../guest/heap.ts";
 import { EAGAIN } from "../../../abi/errno.ts";
 import type { DeviceEntry } from "../../bus/enumeration.ts";
 import {
-  CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, KIND_REQUEST, decodeControl,
+  CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, KIND_REQUEST, TF_BATCH, decodeControl,
   type ControlHeader, type DataHeader,
 } from "../wire.ts";
 import { ControlEndpoint } from "../control.ts";
@@ -53,7 +53,8 @@ export interface ArgoBackendConfig {
 
 export class ArgoBackend implements EndpointHandler {
   readonly entry: DeviceEntry;
-  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, bytesIn: 0, bytesOut: 0, eagain: 0, budgetWaits: 0 };
+  /** `batched`: completions that went in batches (TF_BATCH), not one message each. */
+  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, bytesIn: 0, bytesOut: 0, eagain: 0, budgetWaits: 0, batched: 0 };
   private readonly cfg: ArgoBackendConfig;
   private readonly endpoint: ArgoEndpoint;
   private readonly requests: RequestAssembler;
@@ -85,6 +86,7 @@ export class ArgoBackend implements EndpointHandler {
     this.control = new ControlEndpoint(cfg.model, {
       activate: (sizes, features) => this.activate(sizes, features),
       reset: () => this.resetDevice(),
+      transportFeatures: (asked) => this.transportFeatures(asked),
     });
   }
 
@@ -134,6 +136,14 @@ export class ArgoBackend implements EndpointHandler {
    */
   drained(): void {
     this.notifyModel();
+    this.flushCompletions();
+  }
+
+  /** SET_TRANSPORT_FEATURES: batches both ways if the frontend asked (our reply goes ahead of any batch). */
+  private transportFeatures(asked: number): number {
+    const accepted = asked & TF_BATCH;
+    this.endpoint.batchesIn = this.endpoint.batchesOut = accepted !== 0;
+    return accepted;
   }
 
   onControl(at: number, n: number): void {
@@ -185,6 +195,7 @@ export class ArgoBackend implements EndpointHandler {
     } finally {
       this.notifying = false;
     }
+    if (!this.endpoint.draining) this.flushCompletions(); // inside a drain, drained() sends them
   }
 
   // --- completions ----------------------------------------------------------------
@@ -195,11 +206,16 @@ export class ArgoBackend implements EndpointHandler {
     this.flushCompletions();
   }
 
+  /**
+   * Queues `req`'s completion. Inside a drain (the model serving what it just read) the
+   * completions go out together at its end, as batches where the frontend agreed; a model
+   * completing on its own time (console input, a network frame) sends at once.
+   */
   private complete(req: Pending, written: number, error: boolean): void {
     this.requests.pending.delete(req.id);
     this.stats.completions++;
     this.completions.post(req, written, error);
-    this.flushCompletions();
+    if (!this.endpoint.draining && !this.notifying) this.flushCompletions();
   }
 
   /** Sends queued completions in order until the frontend's ring is full. */

@@ -2,8 +2,8 @@
 // order, into a buffer this side allocated, sized by the first fragment's totals and
 // charged to the frontend's budget. Nothing the frontend sends is ever used as an
 // address: request ids index a table, offsets and lengths are checked against the
-// buffer's own. A complete request goes to the backend (`submit`), which puts it on a
-// shadow queue for the device model.
+// buffer's own. A complete request goes to the backend (`submit`), which puts it on the
+// queue the device model pops from.
 //
 // Copies per request: the hypervisor copied the driver's readable buffers into our ring
 // (1); the reader copies them out of the ring into the request buffer (2, within our own
@@ -42,7 +42,7 @@ export function pendingRecord(id: number, queue: number, total: number, writable
 
 /** What the reassembly asks of the backend. */
 export interface AssemblyHooks {
-  /** Queue `q` has a shadow queue (the driver set it up). */
+  /** Queue `q` is set up (the driver gave it a size). */
   hasQueue(q: number): boolean;
   /** A complete request, for the device model. */
   submit(req: Pending): void;
@@ -52,7 +52,7 @@ export interface AssemblyHooks {
   refuse(requestId: number, queue: number): void;
 }
 
-/** Requests being reassembled or served at once, per device (the shadow queues hold at most 256). */
+/** Requests being reassembled or served at once, per device (a driver's queues hold at most 256 each). */
 const MAX_OPEN_REQUESTS = 512;
 
 /** Bytes a buffer of `bytes` holds of the heap (whole pages), as the budget counts them. */
@@ -136,7 +136,7 @@ export class RequestAssembler {
       req = pendingRecord(h.requestId, h.queue, h.total, h.writable, gpa, bytes);
       this.pending.set(h.requestId, req);
     }
-    // A fragment for a request already complete (on a shadow queue or waiting for one):
+    // A fragment for a request already complete (with the model):
     // refused, and the request completes as the model serves it. Failing it here would
     // free its buffer while the model may still use it, and queue its record twice.
     if (req && req.head !== -1) return ep.drop();

@@ -13,13 +13,13 @@ import { EAGAIN } from "../../../abi/errno.ts";
 import type { DriverQueue, GuestVirtioDevice, UsedHandler } from "../../../devices/types.ts";
 import type { DeviceEntry } from "../../bus/enumeration.ts";
 import {
-  CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, CONTROL_HEADER_SIZE, Ctrl, KIND_COMPLETION, MAX_CONTROL_PAYLOAD,
+  CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, CONTROL_HEADER_SIZE, Ctrl, KIND_COMPLETION, MAX_CONTROL_PAYLOAD, TF_BATCH,
   decodeControl, words, type ControlHeader, type DataHeader,
 } from "../wire.ts";
 import { ChainBuffers, type DeviceSide } from "../../vring/queue-sides.ts";
 import { GuestDriverQueue } from "../../vring/guest-queue.ts";
 import { ControlClient, MAX_QUEUES, TransportError } from "../control-client.ts";
-import type { QueueFactory } from "../../vring/shadow.ts";
+import type { QueueFactory } from "../../vring/queue-factory.ts";
 import { ArgoEndpoint, type EndpointHandler } from "../endpoint.ts";
 import { RequestSender, RequestTable, type InFlight } from "./requests.ts";
 import { CompletionReceiver } from "./completions.ts";
@@ -73,7 +73,8 @@ const MAX_CHAIN = 1024;
 export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, EndpointHandler {
   readonly entry: DeviceEntry;
   readonly virtioId: number;
-  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, failed: 0, eagain: 0, bytesOut: 0, bytesIn: 0 };
+  /** `batched`: requests that went in batches (TF_BATCH), not one message each. */
+  readonly stats = { requests: 0, completions: 0, protocolErrors: 0, failed: 0, eagain: 0, bytesOut: 0, bytesIn: 0, batched: 0 };
   private readonly cfg: ArgoFrontendConfig;
   private readonly endpoint: ArgoEndpoint;
   private readonly requests = new RequestTable();
@@ -117,9 +118,29 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
     return this.cfg.heap;
   }
 
-  /** Registers this guest's ring for the backend's replies. Returns 0 or a negative errno. */
+  /**
+   * Registers this guest's ring for the backend's replies, and asks the backend for the
+   * transport features this side implements (batches). Returns 0 or a negative errno.
+   */
   start(): number {
-    return this.endpoint.start();
+    const rc = this.endpoint.start();
+    if (rc < 0) return rc;
+    this.askTransportFeatures();
+    return 0;
+  }
+
+  /**
+   * SET_TRANSPORT_FEATURES(TF_BATCH). The answer is taken when its reply is read, inside
+   * that drain (not a promise's microtask later): the backend may batch right after it
+   * replied, and its reply is ahead of that batch in our ring. A backend that does not
+   * know the message answers ERROR: single messages then, as before.
+   */
+  private askTransportFeatures(): void {
+    const use = (reply: Uint8Array): void => {
+      const bits = reply.byteLength >= 4 ? new DataView(reply.buffer, reply.byteOffset, 4).getUint32(0, true) : 0;
+      this.endpoint.batchesIn = this.endpoint.batchesOut = (bits & TF_BATCH) !== 0;
+    };
+    this.request(Ctrl.SET_TRANSPORT_FEATURES, words(TF_BATCH), { msgId: Ctrl.SET_TRANSPORT_FEATURES, resolve: use, reject: () => {} });
   }
 
   /**
@@ -258,8 +279,37 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
 
   // --- data plane ---------------------------------------------------------------
 
-  /** The guest driver notified queue `q`: send every available chain. */
+  /**
+   * The guest driver notified queue `q`. As a device on another CPU would, the frontend
+   * serves the notification after the driver's code that rang it, from a microtask: a
+   * driver that adds and kicks request by request has them all popped at once, and they
+   * go to the backend in batches (TF_BATCH). With EVENT_IDX the driver sees avail_event
+   * unchanged meanwhile and rings once. A guest whose kick must be served before it goes on
+   * (a trapped register write) calls yieldToBackend, which serves it first.
+   */
   kick(q: number): void {
+    if (!this.queues[q] || q >= MAX_QUEUES) return;
+    this.kicked[q] = 1;
+    if (this.kickArmed) return;
+    this.kickArmed = true;
+    queueMicrotask(this.serveKicks);
+  }
+
+  private readonly kicked = new Uint8Array(MAX_QUEUES);
+  private kickArmed = false;
+  private readonly serveKicks = (): void => {
+    if (!this.kickArmed) return; // served already (yieldToBackend)
+    this.kickArmed = false;
+    for (let q = 0; q < this.queues.length; q++) {
+      if (this.kicked[q] === 0) continue;
+      this.kicked[q] = 0;
+      this.popAvailable(q);
+    }
+    this.pump();
+  };
+
+  /** Pops every available chain of queue `q` (at most its size) into the send queue. */
+  private popAvailable(q: number): void {
     const state = this.queues[q];
     if (!state) return;
     const chain = this.chain;
@@ -276,7 +326,6 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
       if (this.isGone) this.finish(req, 0, true);
       else this.sender.send(req);
     }
-    this.pump();
   }
 
   /**
@@ -287,6 +336,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
    * ends its time slice. Returns the requests whose fragments are still queued.
    */
   yieldToBackend(rounds = 64): number {
+    this.serveKicks();
     const queue = this.sender.queue;
     for (let i = 0; i < rounds && !this.isGone && (i === 0 || queue.length > 0); i++) {
       if (this.cfg.argo.domain.schedYield() === 0) break;

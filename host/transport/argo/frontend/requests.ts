@@ -2,7 +2,8 @@
 // (ids from a counter, records reused), and goes to the backend as Argo messages whose
 // iovs point straight at the driver's readable buffers (no staging copy): the hypervisor
 // copies them once into the backend's ring. A request larger than one message goes as
-// fragments, in order, through the endpoint's send queue.
+// fragments, in order, through the endpoint's send queue; requests popped together go as
+// batches when the backend agreed to them (TF_BATCH): one sendv for up to MAX_BATCH.
 import type { ChainBuffers } from "../../vring/queue-sides.ts";
 import { FLAG_FIRST, FLAG_LAST, KIND_REQUEST, type DataHeader } from "../wire.ts";
 import { MAXIOV } from "../../../abi/argo.ts";
@@ -103,12 +104,14 @@ export class RequestTable {
 export class RequestSender implements Sender<InFlight> {
   readonly queue: SendQueue<InFlight>;
   private readonly endpoint: ArgoEndpoint;
-  private readonly stats: { bytesOut: number };
+  private readonly stats: { bytesOut: number; batched: number };
   private readonly failed: (req: InFlight, rc: number) => void;
   private readonly h: DataHeader = { kind: KIND_REQUEST, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
+  /** Payload bytes of the batch being built (counted as sent once it went). */
+  private batchBytes = 0;
 
   /** `failed` hears of a request whose send the hypervisor refused (not -EAGAIN). */
-  constructor(endpoint: ArgoEndpoint, stats: { bytesOut: number }, failed: (req: InFlight, rc: number) => void) {
+  constructor(endpoint: ArgoEndpoint, stats: { bytesOut: number; batched: number }, failed: (req: InFlight, rc: number) => void) {
     this.endpoint = endpoint;
     this.stats = stats;
     this.failed = failed;
@@ -134,6 +137,43 @@ export class RequestSender implements Sender<InFlight> {
   left(req: InFlight, rc: number): void {
     req.queued = false;
     if (rc < 0) this.failed(req, rc);
+  }
+
+  beginBatch(): void {
+    this.endpoint.beginBatch();
+    this.batchBytes = 0;
+  }
+
+  /** A request goes whole into the batch if nothing of it went yet and its pieces and bytes fit. */
+  addToBatch(req: InFlight): boolean {
+    const ep = this.endpoint;
+    const pieces = req.rGpa.length;
+    if (req.sentBytes !== 0 || !ep.fitsRecord(req.readableTotal, pieces)) return false;
+    let k = ep.nextIov;
+    for (let i = 0; i < pieces; i++, k++) {
+      ep.iovGpa[k] = req.rGpa[i];
+      ep.iovLen[k] = req.rLen[i];
+    }
+    const h = this.h;
+    h.flags = FLAG_FIRST | FLAG_LAST;
+    h.queue = req.queue;
+    h.requestId = req.id;
+    h.offset = 0;
+    h.total = req.readableTotal;
+    h.writable = req.capacity;
+    ep.addRecord(h, pieces);
+    this.batchBytes += req.readableTotal;
+    return true;
+  }
+
+  sendBatch(): number {
+    const ep = this.endpoint;
+    const rc = ep.sendBatch();
+    if (rc >= 0) {
+      this.stats.bytesOut += this.batchBytes;
+      this.stats.batched += ep.batchSize;
+    }
+    return rc;
   }
 
   /** One message: header + up to 7 readable pieces, at most maxPayload bytes. */
