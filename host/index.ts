@@ -14,7 +14,7 @@ export { VmmError, PairDenied, DeviceSpecError, HotplugUnavailable, DomainError,
 export { Vmm, TRANSPORT_NAMES, type TransportName, type VmmOptions, type AttachSpec, type AttachedDevice, type DeviceState, type DiskSpec, type VmmEvent, type VirqCount } from "./vmm/vmm.ts";
 export { GuestTransport, type DeviceListener } from "./transport/bus/guest-transport.ts";
 export { GuestKernel } from "./transport/bus/kernel.ts";
-export { QueueFactory, ShadowQueue } from "./transport/vring/shadow.ts";
+export { QueueFactory } from "./transport/vring/queue-factory.ts";
 // Virtqueues over any domain's memory, for VMM authors who build their own transports.
 export { splitQueue, splitQueueAt } from "./transport/vring/split-sides.ts";
 export { allocSplit, vringLayout, vringNeedEvent, type SplitLayout } from "./transport/vring/split-layout.ts";

@@ -22,7 +22,7 @@ import { GuestArgo } from "../guest/argo-driver.ts";
 import { GuestHeap } from "../guest/heap.ts";
 import { markEmulated } from "../guest/views.ts";
 import { ArgoFrontend } from "../transport/argo/frontend/frontend.ts";
-import { QueueFactory } from "../transport/vring/shadow.ts";
+import { QueueFactory } from "../transport/vring/queue-factory.ts";
 import { setDmaWindow } from "../transport/vring/engine.ts";
 import type { DevicePair, Toolstack } from "../transport/bus/toolstack.ts";
 import { VIRTIO_F_RING_PACKED, type DeviceTypeName } from "../devices/types.ts";

@@ -11,7 +11,6 @@ import { allocPacked, packedQueue } from "../../host/transport/vring/packed-side
 import { vringEngine } from "../../host/transport/vring/engine.ts";
 import { ERR_BAD_QUEUE, ERR_CHAIN_TOO_LONG, ERR_RING_FULL } from "../../host/transport/vring/errors.ts";
 import { GuestDriverQueue, type DmaOps } from "../../host/transport/vring/guest-queue.ts";
-import { ShadowQueue } from "../../host/transport/vring/shadow.ts";
 import type { DeviceSide, DriverSide } from "../../host/transport/vring/queue-sides.ts";
 import { viewsOf } from "../../host/guest/views.ts";
 
@@ -137,14 +136,5 @@ describe("callers tell back-pressure from a bug", () => {
     const q = new GuestDriverQueue(refusing(ERR_BAD_QUEUE), () => {}, () => {}, dma);
     expect(() => q.add([{ gpa: 0x9000, len: 16, writable: false }], 1)).toThrow(/BadQueue/);
     expect(dma.log).toEqual(["map", "abort"]); // nothing stays mapped
-  });
-
-  it("ShadowQueue: ERR_RING_FULL and ERR_CHAIN_TOO_LONG come back as values; ERR_BAD_QUEUE (our own ring) throws", () => {
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-    const device = { size: SIZE, error: null, pop: () => 0, push: () => {}, needsInterrupt: () => false } satisfies DeviceSide;
-    const shadow = (code: number) => new ShadowQueue(refusing(code), device, viewsOf(memory), () => {});
-    expect(shadow(ERR_RING_FULL).add(0x1000, 16, 0x2000, 16)).toBe(ERR_RING_FULL);
-    expect(shadow(ERR_CHAIN_TOO_LONG).add(0x1000, 16, 0x2000, 16)).toBe(ERR_CHAIN_TOO_LONG);
-    expect(() => shadow(ERR_BAD_QUEUE).add(0x1000, 16, 0x2000, 16)).toThrow(/BadQueue/);
   });
 });

@@ -6,7 +6,7 @@ import type { GuestRing } from "../../guest/argo-driver.ts";
 import { MAX_DEVICES, entryProblem, parseTable, readEntry, type DeviceEntry, type TableError } from "./enumeration.ts";
 import { ArgoFrontend } from "../argo/frontend/frontend.ts";
 import { DEVICE_TABLE_GPA, type GuestKernel } from "./kernel.ts";
-import { QueueFactory } from "../vring/shadow.ts";
+import { QueueFactory } from "../vring/queue-factory.ts";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED } from "../../devices/types.ts";
 import { BUS_DEVICE_READY, BUS_DEVICE_REMOVED, BUS_MESSAGE_SIZE, BUS_PORT, MSG_BUS } from "../argo/wire.ts";
 

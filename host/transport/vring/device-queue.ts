@@ -1,6 +1,7 @@
-// DeviceQueue and DeviceChain for device models, over the device side of a vring in
-// the memory the model may access (its own for argo's shadow queues; the guest's for
-// the sharing transports). Chains are byte streams: models never see descriptors.
+// DeviceQueue and DeviceChain for device models, over the device side of a vring in the
+// memory the model may access (the guest's, for the sharing transports), and the byte
+// stream chains every model sees (argo's backend reuses BufferChain over its request
+// buffers). Chains are byte streams: models never see descriptors.
 import type { MemoryViews } from "../../guest/views.ts";
 import type { DeviceChain, DeviceQueue } from "../../devices/types.ts";
 import { ChainBuffers, type DeviceSide } from "./queue-sides.ts";
