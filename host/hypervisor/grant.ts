@@ -168,11 +168,17 @@ export class GrantTables {
    * makes. Writes each handle to handles[at + i] and each page's view to views[at + i].
    * On the first refusal the pages this call mapped are unmapped again and that page's
    * GNTST error is returned; GNTST_okay otherwise.
+   *
+   * With `out`, out.span is set to one view over all `count` pages when they are adjacent
+   * in the granter's memory (what a batch mapped at adjacent virtual addresses gives a
+   * Linux backend: one memcpy per buffer, not one per page), null otherwise; it covers
+   * exactly the pages just mapped, nothing more.
    */
   mapRange(
     mapper: Domain, granterId: number, firstRef: number, count: number, readOnly: boolean,
-    handles: Int32Array, views: Uint8Array[], at: number,
+    handles: Int32Array, views: Uint8Array[], at: number, out?: { span: Uint8Array | null },
   ): number {
+    if (out) out.span = null;
     const granter = this.lookup(granterId);
     if (!granter) return GNTST_bad_domain;
     const t = this.table(granterId);
@@ -185,6 +191,12 @@ export class GrantTables {
       }
       handles[at + i] = h;
       views[at + i] = t!.view(t!.gfn[ref]);
+    }
+    if (out && count > 1) {
+      const gfn0 = t!.gfn[firstRef];
+      let adjacent = true;
+      for (let i = 1; i < count; i++) if (t!.gfn[firstRef + i] !== gfn0 + i) adjacent = false;
+      if (adjacent) out.span = new Uint8Array(views[at].buffer, gfn0 * PAGE_SIZE, count * PAGE_SIZE);
     }
     return GNTST_okay;
   }

@@ -119,5 +119,28 @@ describe("grant tables", () => {
     expect(hv.grants.mappedCount(front.domid, ref)).toBe(0);
     expect(hv.grants.endAccess(front, ref)).toBe(GNTST_okay);
   });
+
+  it("a batch's single view spans only adjacent mapped pages: consecutive refs over scattered pages get none (no view of the pages between)", () => {
+    const { hv, front, back } = world();
+    const handles = new Int32Array(8);
+    const views: Uint8Array[] = [];
+    const out = { span: null as Uint8Array | null };
+    const seq = hv.grants.grantAccessSeq(front, back.domid, 30, 3, false);
+    expect(hv.grants.mapRange(back, front.domid, seq, 3, false, handles, views, 0, out)).toBe(GNTST_okay);
+    expect(out.span?.byteOffset).toBe(30 * 4096);
+    expect(out.span?.byteLength).toBe(3 * 4096);
+    // Pages 40 and 42 under consecutive refs (two grants that happen to get adjacent refs).
+    const r1 = hv.grants.grantAccess(front, back.domid, 40, false);
+    const r2 = hv.grants.grantAccess(front, back.domid, 42, false);
+    expect(r2).toBe(r1 + 1);
+    expect(hv.grants.mapRange(back, front.domid, r1, 2, false, handles, views, 3, out)).toBe(GNTST_okay);
+    expect(out.span).toBe(null);
+    expect(views[3].byteOffset).toBe(40 * 4096);
+    expect(views[4].byteOffset).toBe(42 * 4096);
+    // A refused batch reports no span either.
+    out.span = new Uint8Array(1);
+    expect(hv.grants.mapRange(back, front.domid, r1, 3, false, handles, views, 5, out)).toBe(GNTST_bad_gntref);
+    expect(out.span).toBe(null);
+  });
 });
 

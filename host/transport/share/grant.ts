@@ -138,10 +138,14 @@ class GrantChain extends ChainStream {
   private readonly pages: Uint8Array[] = [];
   mapped = 0;
   private readonly firstPage: Uint32Array;
+  /** Per buffer: one view over all its pages when they are adjacent (mapRange's span), else null. */
+  private readonly spans: Array<Uint8Array | null>;
+  private readonly span: { span: Uint8Array | null } = { span: null };
 
   constructor(size: number) {
     super(size);
     this.firstPage = new Uint32Array(size + 1);
+    this.spans = new Array<Uint8Array | null>(size).fill(null);
   }
 
   /**
@@ -159,11 +163,12 @@ class GrantChain extends ChainStream {
       this.firstPage[i] = this.mapped;
       const handle = b.gpa[i]; // ref << 12 | offset: from the driver, checked by mapRange()
       const pages = pagesOf(handle % PAGE_SIZE, b.len[i]);
-      const rc = grants.mapRange(backend, guestDomid, Math.floor(handle / PAGE_SIZE), pages, b.writable[i] === 0, this.handles, this.pages, this.mapped);
+      const rc = grants.mapRange(backend, guestDomid, Math.floor(handle / PAGE_SIZE), pages, b.writable[i] === 0, this.handles, this.pages, this.mapped, this.span);
       if (rc !== GNTST_okay) {
         this.unmapAll(grants, backend);
         return rc;
       }
+      this.spans[i] = this.span.span;
       this.mapped += pages;
     }
     this.firstPage[b.count] = this.mapped;
@@ -173,11 +178,19 @@ class GrantChain extends ChainStream {
   unmapAll(grants: GrantTables, backend: Domain): void {
     for (let k = 0; k < this.mapped; k++) grants.unmap(backend, this.handles[k]);
     this.mapped = 0;
+    for (let i = 0; i < this.buffers.count; i++) this.spans[i] = null; // no span outlives its mappings
   }
 
   /** Buffer i starts at its handle's offset in its first page; a copy may span pages. */
   protected move(i: number, skip: number, bytes: Uint8Array, done: number, n: number, toBuffer: boolean): void {
     let pos = (this.buffers.gpa[i] % PAGE_SIZE) + skip;
+    const span = this.spans[i];
+    if (span !== null) {
+      // Adjacent pages: one copy (ChainStream keeps pos + n inside the buffer, so inside the span).
+      if (toBuffer) span.set(bytes.subarray(done, done + n), pos);
+      else bytes.set(span.subarray(pos, pos + n), done);
+      return;
+    }
     let left = n;
     const first = this.firstPage[i];
     while (left > 0) {
