@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { Hypervisor } from "../../host/hypervisor/hypervisor.ts";
 import { Policy } from "../../host/mac/index.ts";
 import { GuestArgo } from "../../host/guest/argo-driver.ts";
-import { DOMID_ANY } from "../../host/abi/argo.ts";
+import { DOMID_ANY, OP_SENDV } from "../../host/abi/argo.ts";
 import * as E from "../../host/abi/errno.ts";
 import { setup, bytesAt, pattern, put } from "./helpers.ts";
 
@@ -112,5 +112,47 @@ pairs:
     expect(a.g.send(b.d.domid, 8, a.buf, 16)).toBe(16); // key 8 * 2^16 + domid, slot (8 ^ domid) & 7
     // Same key and slot: aport 0 with domid + 8 * 2^16 (not a domid at all).
     expect(a.d.argo.sendv({ aport: 0 }, { aport: 0, domid: b.d.domid + 8 * 0x10000 }, [{ gpa: a.buf, len: 16 }])).toBe(-E.ESRCH);
+  });
+});
+
+describe("sendv struct decoding", () => {
+  // opSendv reads word-aligned structs with plain u32 loads and others through read32:
+  // both must decode every field the same way, so a guest cannot reach a different
+  // check (or skip one) by placing its structs at an odd address.
+  const cases: Array<[string, { hndLo: number; hndHi: number; len: number; pad: number; srcWord: number; rc: number }]> = [
+    ["a plain message", { hndLo: 0, hndHi: 0, len: 40, pad: 0, srcWord: DOMID_ANY, rc: 40 }],
+    ["an iov address above 4 GiB (high word set)", { hndLo: 0, hndHi: 1, len: 40, pad: 0, srcWord: DOMID_ANY, rc: -E.EFAULT }],
+    ["an iov address of 2^53 and up", { hndLo: 0, hndHi: 0x200000, len: 40, pad: 0, srcWord: DOMID_ANY, rc: -E.EFAULT }],
+    ["a non-zero iov pad", { hndLo: 0, hndHi: 0, len: 40, pad: 1, srcWord: DOMID_ANY, rc: -E.EINVAL }],
+    ["a forged source domid", { hndLo: 0, hndHi: 0, len: 40, pad: 0, srcWord: 0x1234, rc: -E.EPERM }],
+    ["a non-zero source pad", { hndLo: 0, hndHi: 0, len: 40, pad: 0, srcWord: DOMID_ANY | (1 << 16), rc: -E.EINVAL }],
+    ["an oversized iov", { hndLo: 0, hndHi: 0, len: 0x1000001, pad: 0, srcWord: DOMID_ANY, rc: -E.EINVAL }],
+  ];
+  it.each(cases)("%s: same result at an aligned and an odd address", (_name, c) => {
+    const results: Array<[number, number]> = [];
+    for (const misalign of [0, 1, 2, 3]) {
+      const { a, b } = setup();
+      const r = b.g.registerRing(PORT, a.d.domid, 4096);
+      if (typeof r === "number") throw new Error(`register ${r}`);
+      put(a, a.buf, pattern(40, 9));
+      const dv = new DataView(a.d.memory.buffer);
+      const base = a.buf + 4096 + misalign;
+      const addr = base;
+      const iov = base + 16;
+      dv.setUint32(addr, 0, true); // src aport
+      dv.setUint32(addr + 4, c.srcWord, true); // src domid + pad
+      dv.setUint32(addr + 8, PORT, true); // dst aport
+      dv.setUint32(addr + 12, b.d.domid, true); // dst domid + pad 0
+      dv.setUint32(iov, c.hndLo || a.buf, true);
+      dv.setUint32(iov + 4, c.hndHi, true);
+      dv.setUint32(iov + 8, c.len, true);
+      dv.setUint32(iov + 12, c.pad, true);
+      const rc = a.d.hypercall(OP_SENDV, addr, iov, 1, 0);
+      expect(rc).toBe(c.rc);
+      const got = b.g.read(r, b.buf, 64);
+      results.push([rc, got]);
+      if (rc === 40) expect(bytesAt(b, b.buf, 40)).toEqual(pattern(40, 9));
+    }
+    for (const r of results) expect(r).toEqual(results[0]);
   });
 });
