@@ -284,11 +284,19 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
    * serves the notification after the driver's code that rang it, from a microtask: a
    * driver that adds and kicks request by request has them all popped at once, and they
    * go to the backend in batches (TF_BATCH). With EVENT_IDX the driver sees avail_event
-   * unchanged meanwhile and rings once. A guest whose kick must be served before it goes on
-   * (a trapped register write) calls yieldToBackend, which serves it first.
+   * unchanged meanwhile and rings once. With nothing in flight there is nothing to batch
+   * with, and the chain is served at once (one microtask less for a request at QD1). A
+   * guest whose kick must be served before it goes on (a trapped register write) calls
+   * yieldToBackend, which serves it first.
    */
   kick(q: number): void {
     if (!this.queues[q] || q >= MAX_QUEUES) return;
+    if (this.requests.size === 0 && !this.kickArmed) {
+      // Nothing in flight: nothing to batch with; serve now (the QD1 case).
+      this.popAvailable(q);
+      this.pump();
+      return;
+    }
     this.kicked[q] = 1;
     if (this.kickArmed) return;
     this.kickArmed = true;
@@ -405,7 +413,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
 
   /** One interrupt decision per queue for everything this drain completed. */
   drainEnded(): void {
-    for (let q = 0; q < this.pushed.length; q++) {
+    for (let q = 0; q < this.queues.length; q++) {
       if (this.pushed[q] === 0) continue;
       this.pushed[q] = 0;
       this.interruptIfWanted(q);
