@@ -6,6 +6,9 @@ export type { DomainArgo, ArgoAddr, RingSpec, Iov, NotifyQuery, NotifyResult } f
 export * as errno from "./abi/errno.ts";
 export { errnoName } from "./abi/errno.ts";
 export * as argoAbi from "./abi/argo.ts";
+export type { GuestDomain } from "./abi/guest-domain.ts";
+export type { ArgoReader } from "./abi/argo-reader.ts";
+export { READ_EMPTY, READ_BAD_RING, READ_BAD_POINTER, READ_BAD_MESSAGE, READ_BAD_BUFFER } from "./abi/argo-reader.ts";
 export { GuestArgo, type GuestRing, type MessageMeta } from "./guest/argo-driver.ts";
 export { GuestHeap } from "./guest/heap.ts";
 export * from "./mac/index.ts";

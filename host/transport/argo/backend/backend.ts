@@ -17,7 +17,7 @@ import { EAGAIN } from "../../../abi/errno.ts";
 import type { DeviceEntry } from "../../bus/enumeration.ts";
 import {
   CONTROL_HEADER_SIZE, CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, Ctrl, KIND_REQUEST, TF_BATCH, decodeControl,
-  type ControlHeader, type DataHeader,
+  type ControlHeader,
 } from "../wire.ts";
 import { ControlEndpoint } from "../control.ts";
 import type { VirtioDeviceModel, DeviceEnv } from "../../../devices/types.ts";
@@ -51,7 +51,7 @@ export interface ArgoBackendConfig {
   budget?: OpenBudget;
 }
 
-export class ArgoBackend implements EndpointHandler {
+export class ArgoBackend {
   readonly entry: DeviceEntry;
   /** `batched`: completions that went in batches (TF_BATCH), not one message each. */
   readonly stats = { requests: 0, completions: 0, protocolErrors: 0, bytesIn: 0, bytesOut: 0, eagain: 0, budgetWaits: 0, batched: 0 };
@@ -74,7 +74,7 @@ export class ArgoBackend implements EndpointHandler {
     const e = cfg.entry;
     this.endpoint = new ArgoEndpoint(cfg.argo, cfg.heap, {
       localPort: e.backendPort, peerDomid: cfg.frontendDomid, peerPort: e.frontendPort, ringLen: e.ringLen, maxMessage: e.maxMessage,
-    }, KIND_REQUEST, this, this.stats);
+    }, KIND_REQUEST, this.drainHooks(), this.stats);
     const budget = cfg.budget ?? new OpenBudget(cfg.argo.domain.memory.buffer.byteLength / 4);
     this.requests = new RequestAssembler(this.endpoint, cfg.heap, budget, cfg.maxRequestBytes ?? (1 << 20) + 4096, {
       hasQueue: (q) => !!this.queues[q],
@@ -118,23 +118,29 @@ export class ArgoBackend implements EndpointHandler {
     this.sendControl(CTRL_EVENT, Ctrl.EVENT_CONFIG, 0, new Uint8Array(0));
   }
 
-  // --- EndpointHandler: what a drain of our ring does ----------------------------
+  // --- what a drain of our ring does ---------------------------------------------
 
-  flush(): void {
+  /** The endpoint's hooks: private to this backend (made once, not per message). */
+  private drainHooks(): EndpointHandler {
+    return {
+      flush: () => this.flush(),
+      onControl: (at, n) => this.onControl(at, n),
+      onData: (h, fragLen) => this.requests.onData(h, fragLen),
+      drained: () => this.drained(),
+    };
+  }
+
+  private flush(): void {
     const rc = this.endpoint.flushControl();
     if (rc < 0 && rc !== -EAGAIN) this.stats.protocolErrors++; // that reply is dropped; the rest go on
     this.flushCompletions();
-  }
-
-  onData(h: DataHeader, fragLen: number): boolean {
-    return this.requests.onData(h, fragLen);
   }
 
   /**
    * The model hears of every request this drain made available at once, as a device hears
    * one kick for a batch: one pass over its queue, one completion batch.
    */
-  drained(): void {
+  private drained(): void {
     this.notifyModel();
     this.flushCompletions();
   }
@@ -146,7 +152,7 @@ export class ArgoBackend implements EndpointHandler {
     return accepted;
   }
 
-  onControl(at: number, n: number): void {
+  private onControl(at: number, n: number): void {
     const dv = this.endpoint.dv;
     if (!decodeControl(dv, at, n, this.ctrlHdr) || this.ctrlHdr.type !== CTRL_REQUEST || this.ctrlHdr.devNum !== this.entry.devNum) {
       this.stats.protocolErrors++;

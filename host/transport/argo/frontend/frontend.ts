@@ -14,7 +14,7 @@ import type { DriverQueue, GuestVirtioDevice, UsedHandler } from "../../../devic
 import type { DeviceEntry } from "../../bus/enumeration.ts";
 import {
   CTRL_EVENT, CTRL_REQUEST, CTRL_RESPONSE, CONTROL_HEADER_SIZE, Ctrl, KIND_COMPLETION, MAX_CONTROL_PAYLOAD, TF_BATCH,
-  decodeControl, words, type ControlHeader, type DataHeader,
+  decodeControl, words, type ControlHeader,
 } from "../wire.ts";
 import { ChainBuffers, type DeviceSide } from "../../vring/queue-sides.ts";
 import { GuestDriverQueue } from "../../vring/guest-queue.ts";
@@ -70,7 +70,7 @@ export { TransportError };
 /** Buffers of one chain the frontend pops at most (and so scatters a completion into). */
 const MAX_CHAIN = 1024;
 
-export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, EndpointHandler {
+export class ArgoFrontend extends ControlClient implements GuestVirtioDevice {
   readonly entry: DeviceEntry;
   readonly virtioId: number;
   /** `batched`: requests that went in batches (TF_BATCH), not one message each. */
@@ -98,7 +98,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
     const e = cfg.entry;
     this.endpoint = new ArgoEndpoint(cfg.argo, cfg.heap, {
       localPort: e.frontendPort, peerDomid: e.backendDomid, peerPort: e.backendPort, ringLen: e.ringLen, maxMessage: e.maxMessage,
-    }, KIND_COMPLETION, this, this.stats, MAX_CHAIN);
+    }, KIND_COMPLETION, this.drainHooks(), this.stats, MAX_CHAIN);
     this.sender = new RequestSender(this.endpoint, this.stats, (req, rc) => {
       this.finish(req, 0, true);
       this.markGone(`backend unreachable (${rc})`);
@@ -206,8 +206,8 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
     return f instanceof TransportError ? f : new TransportError(f.message);
   }
 
-  /** A control reply or event from the backend (EndpointHandler). */
-  onControl(at: number, n: number): void {
+  /** A control reply or event from the backend. */
+  private onControl(at: number, n: number): void {
     const dv = this.endpoint.dv;
     if (!decodeControl(dv, at, n, this.ctrl) || this.ctrl.devNum !== this.entry.devNum) {
       this.stats.protocolErrors++;
@@ -381,14 +381,17 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
     });
   }
 
-  // EndpointHandler: what a drain of our ring does.
+  // What a drain of our ring does.
 
-  flush(): void {
-    this.pump();
-  }
-
-  onData(h: DataHeader, fragLen: number): boolean {
-    return this.completions.onData(h, fragLen);
+  /** The endpoint's hooks: private to this frontend (made once, not per message). */
+  private drainHooks(): EndpointHandler {
+    return {
+      flush: () => this.pump(),
+      onControl: (at, n) => this.onControl(at, n),
+      onData: (h, fragLen) => this.completions.onData(h, fragLen),
+      drained: (got) => this.drained(got),
+      drainEnded: () => this.drainEnded(),
+    };
   }
 
   /**
@@ -400,7 +403,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
    * ask. Asking after every drain cost 15% of blk 4 KiB QD32; one deferred drain per turn,
    * and a probe only when it finds nothing, costs next to nothing.
    */
-  drained(got: number): void {
+  private drained(got: number): void {
     this.pump();
     const waiting = (this.requests.size > 0 || this.calls.size > 0) && !this.isGone;
     if (waiting && got === 0) {
@@ -412,7 +415,7 @@ export class ArgoFrontend extends ControlClient implements GuestVirtioDevice, En
   }
 
   /** One interrupt decision per queue for everything this drain completed. */
-  drainEnded(): void {
+  private drainEnded(): void {
     for (let q = 0; q < this.queues.length; q++) {
       if (this.pushed[q] === 0) continue;
       this.pushed[q] = 0;
