@@ -237,8 +237,8 @@ export function netTable(r: NetResults): string {
     "|---|---|---:|---:|---:|---:|",
     ...r.vsock.map((x) => `| stream | ${x.transport} | ${x.mbPerSec.toFixed(0)} | ${x.rttP50Us.toFixed(1)} | ${x.rttP99Us.toFixed(1)} | ${x.copies} |`),
     "",
-    "Copies per frame guest to guest: argo 6 (hypervisor into the backend's ring, ring to shadow buffer, shadow to the switch, " +
-      "switch into the receiver's shadow buffer, hypervisor into the receiver's ring, ring to the driver's buffer); bounce 4 " +
+    "Copies per frame guest to guest: argo 6 (hypervisor into the backend's ring, ring to request buffer, request buffer to the switch, " +
+      "switch into the receiver's request buffer, hypervisor into the receiver's ring, ring to the driver's buffer); bounce 4 " +
       "(sender into its bounce slot, slot to the switch, switch into the receiver's slot, slot to the driver's buffer); grant and " +
       "foreign 2 (the switch reads the sender's buffer and writes the receiver's in place). vsock guest to VMM: argo 3, bounce 2, grant and foreign 1.",
   ];

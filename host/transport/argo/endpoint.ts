@@ -52,9 +52,11 @@ export interface EndpointHandler {
   drainEnded?(): void;
 }
 
-/** Protocol errors are counted in the side's own stats. */
+/** Counted in the side's own stats: protocol errors, and what went in batches (records, their payload bytes). */
 export interface EndpointStats {
   protocolErrors: number;
+  bytesOut: number;
+  batched: number;
 }
 
 /** Work per VIRQ is bounded; the rest runs in a later microtask so one peer cannot starve others. */
@@ -345,12 +347,7 @@ export class ArgoEndpoint {
     this.batchBytes += h.total;
   }
 
-  /** Records in the batch being built. */
-  get batchSize(): number {
-    return this.batchCount;
-  }
-
-  /** Sends the batch built: one message, the headers in iov 0 and the payloads after. Returns sendv's rc. */
+  /** Sends the batch built: one message, the headers in iov 0 and the payloads after. Returns sendv's rc; counts what went. */
   sendBatch(): number {
     const a = this.address;
     const b = this.batchHdr;
@@ -360,7 +357,12 @@ export class ArgoEndpoint {
     encodeData(this.dv, this.scratch + DATA_HEADER_AT, b);
     this.iovGpa[0] = this.scratch + DATA_HEADER_AT;
     this.iovLen[0] = headBytes;
-    return this.argo.sendGather(a.peerDomid, a.peerPort, this.iovGpa, this.iovLen, this.batchIovs, MSG_DATA, a.localPort);
+    const rc = this.argo.sendGather(a.peerDomid, a.peerPort, this.iovGpa, this.iovLen, this.batchIovs, MSG_DATA, a.localPort);
+    if (rc >= 0) {
+      this.stats.bytesOut += this.batchBytes;
+      this.stats.batched += this.batchCount;
+    }
+    return rc;
   }
 
   /** Sends a control message, or keeps it in order until the peer's ring takes it (ControlOutbox.post). */

@@ -12,14 +12,12 @@ import type { Pending } from "./requests.ts";
 export class CompletionSender implements Sender<Pending> {
   readonly queue: SendQueue<Pending>;
   private readonly endpoint: ArgoEndpoint;
-  private readonly stats: { bytesOut: number; batched: number };
+  private readonly stats: { bytesOut: number };
   /** A completion left the queue (sent, or its send refused): its buffer can go. */
   private readonly done: (req: Pending) => void;
   private readonly h: DataHeader = { kind: KIND_COMPLETION, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
-  /** Payload bytes of the batch being built (counted as sent once it went). */
-  private batchBytes = 0;
 
-  constructor(endpoint: ArgoEndpoint, stats: { bytesOut: number; batched: number }, done: (req: Pending) => void) {
+  constructor(endpoint: ArgoEndpoint, stats: { bytesOut: number }, done: (req: Pending) => void) {
     this.endpoint = endpoint;
     this.stats = stats;
     this.done = done;
@@ -45,7 +43,6 @@ export class CompletionSender implements Sender<Pending> {
 
   beginBatch(): void {
     this.endpoint.beginBatch();
-    this.batchBytes = 0;
   }
 
   addToBatch(req: Pending): boolean {
@@ -62,18 +59,11 @@ export class CompletionSender implements Sender<Pending> {
     h.offset = 0;
     h.total = h.writable = req.written;
     ep.addRecord(h, pieces);
-    this.batchBytes += req.written;
     return true;
   }
 
   sendBatch(): number {
-    const ep = this.endpoint;
-    const rc = ep.sendBatch();
-    if (rc >= 0) {
-      this.stats.bytesOut += this.batchBytes;
-      this.stats.batched += ep.batchSize;
-    }
-    return rc;
+    return this.endpoint.sendBatch(); // counts bytesOut and batched in our stats
   }
 
   sendNext(req: Pending): number {

@@ -104,14 +104,12 @@ export class RequestTable {
 export class RequestSender implements Sender<InFlight> {
   readonly queue: SendQueue<InFlight>;
   private readonly endpoint: ArgoEndpoint;
-  private readonly stats: { bytesOut: number; batched: number };
+  private readonly stats: { bytesOut: number };
   private readonly failed: (req: InFlight, rc: number) => void;
   private readonly h: DataHeader = { kind: KIND_REQUEST, flags: 0, queue: 0, requestId: 0, offset: 0, total: 0, writable: 0 };
-  /** Payload bytes of the batch being built (counted as sent once it went). */
-  private batchBytes = 0;
 
   /** `failed` hears of a request whose send the hypervisor refused (not -EAGAIN). */
-  constructor(endpoint: ArgoEndpoint, stats: { bytesOut: number; batched: number }, failed: (req: InFlight, rc: number) => void) {
+  constructor(endpoint: ArgoEndpoint, stats: { bytesOut: number }, failed: (req: InFlight, rc: number) => void) {
     this.endpoint = endpoint;
     this.stats = stats;
     this.failed = failed;
@@ -141,7 +139,6 @@ export class RequestSender implements Sender<InFlight> {
 
   beginBatch(): void {
     this.endpoint.beginBatch();
-    this.batchBytes = 0;
   }
 
   /** A request goes whole into the batch if nothing of it went yet and its pieces and bytes fit. */
@@ -162,18 +159,11 @@ export class RequestSender implements Sender<InFlight> {
     h.total = req.readableTotal;
     h.writable = req.capacity;
     ep.addRecord(h, pieces);
-    this.batchBytes += req.readableTotal;
     return true;
   }
 
   sendBatch(): number {
-    const ep = this.endpoint;
-    const rc = ep.sendBatch();
-    if (rc >= 0) {
-      this.stats.bytesOut += this.batchBytes;
-      this.stats.batched += ep.batchSize;
-    }
-    return rc;
+    return this.endpoint.sendBatch(); // counts bytesOut and batched in our stats
   }
 
   /** One message: header + up to 7 readable pieces, at most maxPayload bytes. */
