@@ -65,16 +65,23 @@ export class RequestTable {
     req.id = this.allocId();
     req.queue = q;
     req.head = c.head;
-    req.rGpa.length = req.rLen.length = req.wGpa.length = req.wLen.length = 0;
     req.rIndex = req.rSkip = req.sentBytes = req.received = req.completionTotal = 0;
     req.readableTotal = c.readableBytes;
     req.capacity = c.writableBytes;
     req.queued = false;
+    // Written by index into the record's own arrays, cut to length once: a length reset and
+    // pushes per request showed as 2% of blk 4 KiB QD32 (V8's array length setter).
+    const { rGpa, rLen, wGpa, wLen } = req;
+    let r = 0;
+    let w = 0;
     for (let i = 0; i < c.count; i++) {
-      if (c.len[i] === 0) continue;
-      if (c.writable[i]) { req.wGpa.push(c.gpa[i]); req.wLen.push(c.len[i]); }
-      else { req.rGpa.push(c.gpa[i]); req.rLen.push(c.len[i]); }
+      const len = c.len[i];
+      if (len === 0) continue;
+      if (c.writable[i]) { wGpa[w] = c.gpa[i]; wLen[w++] = len; }
+      else { rGpa[r] = c.gpa[i]; rLen[r++] = len; }
     }
+    if (rGpa.length !== r) rGpa.length = rLen.length = r;
+    if (wGpa.length !== w) wGpa.length = wLen.length = w;
     this.open.set(req.id, req);
     return req;
   }
