@@ -1,14 +1,14 @@
-// In-process A/B of blk QD32 over one transport: two checkouts loaded side by side in one
+// In-process A/B of blk (QD32 by default) over one transport: two checkouts loaded side by side in one
 // process, rounds of 32 requests alternated (the order swapped every round), and the
 // median of the paired time ratios reported per op. On a shared, noisy machine this sees
 // a few percent that separate runs cannot. Build each tree's Wasm first (`npm run
 // build:wasm` there) and link its node_modules.
-//   npx tsx bench/ab-blk.ts TREE_A TREE_B [argo|grant|foreign|bounce] [SIZE] [SECONDS]
+//   npx tsx bench/ab-blk.ts TREE_A TREE_B [argo|grant|foreign|bounce] [SIZE] [SECONDS] [QD]
 //   e.g. git worktree add /tmp/base HEAD~1 && ln -s $PWD/node_modules /tmp/base/ && \
 //        (cd /tmp/base && npm run build:wasm) && npx tsx bench/ab-blk.ts /tmp/base . argo 4096
 import { resolve } from "node:path";
 
-const QD = 32;
+let QD = 32;
 const SECTORS = (64 << 20) / 512;
 
 type Run = (op: "read" | "write") => Promise<number>;
@@ -38,9 +38,10 @@ async function world(tree: string, transport: string, size: number): Promise<Run
 const median = (v: number[]): number => [...v].sort((p, q) => p - q)[v.length >> 1];
 
 async function main(): Promise<void> {
-  const [treeA, treeB, transport = "argo", sizeArg = "4096", secsArg = "6"] = process.argv.slice(2);
+  const [treeA, treeB, transport = "argo", sizeArg = "4096", secsArg = "6", qdArg = "32"] = process.argv.slice(2);
+  QD = Number(qdArg);
   if (!treeA || !treeB) {
-    console.error("usage: npx tsx bench/ab-blk.ts TREE_A TREE_B [transport] [size] [seconds]");
+    console.error("usage: npx tsx bench/ab-blk.ts TREE_A TREE_B [transport] [size] [seconds] [queue depth]");
     process.exit(2);
   }
   const size = Number(sizeArg);

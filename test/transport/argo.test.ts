@@ -222,7 +222,7 @@ describe("failure and hostility", () => {
     await settle(() => w.fe.stats.protocolErrors >= before + 3);
     expect(w.fe.stats.protocolErrors).toBeGreaterThanOrEqual(before + 3);
     // An oversized completion for the real request fails it (capacity 16).
-    const inflight = [...(w.fe as unknown as { requests: { open: Map<number, unknown> } }).requests.open.keys()];
+    const inflight = [...(w.fe as unknown as { requests: { ids(): number[] } }).requests.ids()];
     forge(inflight[0], 4096, 4096);
     await settle(() => r.outstanding === 0);
     expect((await victim).error).toBe(true);

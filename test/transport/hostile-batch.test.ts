@@ -184,7 +184,7 @@ describe("hostile backend: batches of completions", () => {
     const data = pattern(40, 21);
     const victim = req.submit(data, 40).done;
     await settle(() => w.pair.server.stats.requests === 1);
-    const id = [...(w.fe as unknown as { requests: { open: Map<number, unknown> } }).requests.open.keys()][0];
+    const id = [...(w.fe as unknown as { requests: { ids(): number[] } }).requests.ids()][0];
     const k = w.ts.kernel(w.backend);
     const buf = k.heap.alloc(4096);
     const forged = batchBytes([
