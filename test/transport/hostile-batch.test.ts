@@ -173,6 +173,35 @@ describe("hostile frontend: batches", () => {
   });
 });
 
+describe("batches and the frontend's budget", () => {
+  it("a batch whose records run out of budget waits in the ring and goes on from the record that waited: none served twice, none lost", async () => {
+    const model = new EchoModel();
+    const w = world({ model });
+    await rawDataSender(w);
+    const k = w.ts.kernel(w.guest);
+    const buf = k.heap.alloc(1 << 16);
+    // The backend's budget for this guest is a quarter of its 16 MiB: 4 MiB. Each record asks
+    // for 1 MiB of writable room, so the 4th or 5th of a batch of 7 must wait for a completion.
+    model.hold = true;
+    const recs = Array.from({ length: 7 }, (_, i) => whole(KIND_REQUEST, 0, 900 + i, pattern(8, i), 1 << 20));
+    const bytes = batchBytes(recs);
+    new Uint8Array(w.guest.memory.buffer).set(bytes, buf);
+    expect(k.argo.send(w.backend.domid, w.pair.entry.backendPort, buf, bytes.length, MSG_DATA, w.pair.entry.frontendPort)).toBeGreaterThan(0);
+    await settle(() => w.pair.server.stats.budgetWaits > 0);
+    const firstWave = w.pair.server.stats.requests;
+    expect(firstWave).toBeGreaterThanOrEqual(3);
+    expect(firstWave).toBeLessThan(7);
+    // Completions give budget back; the waiting records go on, each once.
+    model.hold = false;
+    model.release();
+    await settle(() => w.pair.server.stats.requests === 7);
+    await settle(() => false, 10);
+    expect(w.pair.server.stats.requests).toBe(7);
+    expect(model.served).toBe(7);
+    expect(w.pair.server.stats.protocolErrors).toBe(0);
+  });
+});
+
 describe("hostile backend: batches of completions", () => {
   it("a forged record for an unknown id is refused alone; the real request's record in the same batch completes with its bytes", async () => {
     const model = new EchoModel();
