@@ -136,10 +136,6 @@ export class ArgoEndpoint {
     return this.isDraining;
   }
 
-  get started(): boolean {
-    return this.ring !== null;
-  }
-
   /** Registers our ring for the peer's messages and drains it on every VIRQ. Returns 0 or a negative errno. */
   start(): number {
     const a = this.address;
@@ -211,7 +207,7 @@ export class ArgoEndpoint {
       const h = this.hdr;
       if (!decodeData(dv, peekAt, n, h)) return this.drop();
       if (h.kind === this.recvKind) return this.handler.onData(h, n - DATA_HEADER_SIZE);
-      if (h.kind === KIND_BATCH && this.batchesIn) return this.readBatch(n, h.requestId, h);
+      if (h.kind === KIND_BATCH && this.batchesIn) return this.readBatch(n, h);
       return this.drop();
     }
     if (type === MSG_CONTROL) {
@@ -232,7 +228,8 @@ export class ArgoEndpoint {
    * is refused alone: the totals were checked, so the records after it are where their
    * headers say. Bounded: at most MAX_BATCH records.
    */
-  private readBatch(n: number, count: number, b: DataHeader): boolean {
+  private readBatch(n: number, b: DataHeader): boolean {
+    const count = b.requestId; // the batch header's record count
     const headBytes = DATA_HEADER_SIZE * (1 + count);
     if (count < 2 || count > MAX_BATCH || b.flags !== 0 || b.queue !== 0 || b.offset !== 0 || b.writable !== 0 ||
       b.total !== n - DATA_HEADER_SIZE || n < headBytes) {
@@ -368,11 +365,6 @@ export class ArgoEndpoint {
   /** Sends a control message, or keeps it in order until the peer's ring takes it (ControlOutbox.post). */
   postControl(type: number, msgId: number, devNum: number, token: number, payload: Uint8Array): number {
     return this.outbox.post(type, msgId, devNum, token, payload);
-  }
-
-  /** Control messages kept waiting. */
-  get controlWaiting(): number {
-    return this.outbox.waiting;
   }
 
   /** Sends the control messages that wait: 0, -EAGAIN, or the errno that dropped one. */

@@ -56,11 +56,6 @@ export class RequestQueue implements DeviceQueue {
     this.done = done;
   }
 
-  /** Requests waiting for the model to pop them. */
-  get waiting(): number {
-    return this.readyTail - this.readyHead;
-  }
-
   /** Makes a complete request available to the model. */
   add(req: Pending): void {
     if (this.closed) return;
